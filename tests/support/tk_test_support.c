@@ -62,3 +62,70 @@ uint64_t tk_test_seed(const char *test_name)
             (unsigned long long)seed);
     return seed;
 }
+
+void tk_test_spec(struct sc_event_spec *spec, uint64_t event_id, uint32_t sections, uint32_t rows,
+                  uint32_t seats_per_row)
+{
+    TK_ASSERT(sections >= 1 && sections <= TK_SECTIONS_PER_EVENT_MAX);
+    memset(spec, 0, sizeof(*spec));
+    spec->event_id = event_id;
+    spec->section_count = sections;
+    for (uint32_t s = 0; s < sections; s++) {
+        snprintf(spec->sections[s].name, sizeof(spec->sections[s].name), "S%u", s);
+        spec->sections[s].rows = rows;
+        spec->sections[s].seats_per_row = seats_per_row;
+        spec->sections[s].price_cents = 1000 + 100 * s;
+    }
+    spec->hold_ttl_ms = 60000;
+}
+
+struct sc_engine *tk_test_engine(struct tk_clock_manual *clock, const struct sc_engine_config *engine_config)
+{
+    tk_clock_manual_init(clock, 1700000000000LL);
+    struct sc_engine_config config = {0};
+    if (engine_config != NULL)
+        config = *engine_config;
+    config.clock = &clock->base;
+    if (config.idempotency_keys == 0)
+        config.idempotency_keys = 1u << 12;
+    struct sc_engine *engine = NULL;
+    char err[256];
+    enum tk_status status = sc_engine_open(&engine, &config, err, sizeof(err));
+    if (status != TK_OK)
+        fprintf(stderr, "sc_engine_open: %s: %s\n", tk_status_name(status), err);
+    TK_ASSERT(status == TK_OK);
+    return engine;
+}
+
+enum tk_status tk_test_hold(struct sc_engine *engine, uint64_t event_id, uint64_t user_id, const uint32_t *seats,
+                            uint32_t count, uint64_t *hold_id)
+{
+    struct sc_hold_request request = {.event_id = event_id, .user_id = user_id, .seat_count = count};
+    memcpy(request.seats, seats, count * sizeof(seats[0]));
+    struct sc_hold_result result;
+    uint64_t lsn;
+    enum tk_status status = sc_hold(engine, &request, &result, &lsn);
+    if (status == TK_OK)
+        TK_ASSERT(sc_engine_wait_durable(engine, lsn) == TK_OK);
+    *hold_id = status == TK_OK ? result.hold_id : 0;
+    return status;
+}
+
+void tk_test_check_counts(struct sc_engine *engine, uint64_t event_id)
+{
+    struct sc_event_info info;
+    TK_ASSERT(sc_event_get(engine, event_id, &info) == TK_OK);
+    TK_ASSERT(info.counts.free + info.counts.held + info.counts.sold == info.counts.capacity);
+    uint8_t *states = malloc((info.counts.capacity + 3) / 4);
+    TK_ASSERT(states != NULL);
+    uint64_t version;
+    struct sc_counts counts;
+    TK_ASSERT(sc_availability_copy(engine, event_id, states, (info.counts.capacity + 3) / 4, &version, &counts) ==
+              TK_OK);
+    if (counts.free != info.counts.free || counts.held != info.counts.held || counts.sold != info.counts.sold) {
+        fprintf(stderr, "counts differ: word free=%u held=%u sold=%u, seats free=%u held=%u sold=%u\n",
+                info.counts.free, info.counts.held, info.counts.sold, counts.free, counts.held, counts.sold);
+        TK_ASSERT(!"event counts match the seats");
+    }
+    free(states);
+}
