@@ -67,9 +67,11 @@ enum tk_status engine_op_end(struct sc_engine *engine, struct op_ctx *ctx, enum 
     return status;
 }
 
+enum tk_status sc_engine_health(const struct sc_engine *engine);
+
 static enum tk_status engine_writable(const struct sc_engine *engine)
 {
-    return atomic_load_explicit(&engine->health, memory_order_acquire) == TK_OK ? TK_OK : TK_ERR_UNAVAILABLE;
+    return sc_engine_health(engine) == TK_OK ? TK_OK : TK_ERR_UNAVAILABLE;
 }
 
 static void op_latency(struct op_ctx *ctx, uint64_t started_ns)
@@ -563,7 +565,10 @@ enum tk_status sc_engine_wait_durable(struct sc_engine *engine, uint64_t lsn)
 
 enum tk_status sc_engine_health(const struct sc_engine *engine)
 {
-    return (enum tk_status)atomic_load(&engine->health);
+    enum tk_status status = (enum tk_status)atomic_load_explicit(&engine->health, memory_order_acquire);
+    if (status == TK_OK && engine->wal != NULL)
+        status = wal_health(engine->wal); /* the writer thread saw the disk fail */
+    return status;
 }
 
 /* ---- background work ---- */
@@ -584,8 +589,11 @@ uint64_t sc_engine_tick(struct sc_engine *engine)
         if (budget > TK_SWEEP_SLOTS_PER_TICK_MAX)
             budget = TK_SWEEP_SLOTS_PER_TICK_MAX;
         hold_sweep(&ctx, ev, budget);
-        if (ev->queue != NULL)
+        if (ev->queue != NULL) {
+            pthread_mutex_lock(&engine->snapshot_lock); /* a queue snapshot must not overlap its tick */
             engine_queue_tick(engine, ev, &ctx);
+            pthread_mutex_unlock(&engine->snapshot_lock);
+        }
     }
     idem_sweep(engine->idem, ctx.now_ms, 4096);
     uint64_t lsn = 0;

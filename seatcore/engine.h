@@ -16,10 +16,9 @@
 #include "journal.h"
 #include "seatcore.h"
 #include "stats.h"
+#include "token.h"
 
 struct wal_io;
-
-#define ENGINE_TOKEN_KEY_BYTES_MAX 128u
 
 struct sc_engine {
     const struct tk_clock *clock;
@@ -38,8 +37,7 @@ struct sc_engine {
     pthread_mutex_t snapshot_lock;
     struct stats_registry stats;
     _Atomic uint32_t health; /* enum tk_status: TK_OK until the WAL fails */
-    uint8_t token_key[ENGINE_TOKEN_KEY_BYTES_MAX];
-    size_t token_key_len;
+    struct token_key token_key; /* len 0: no key configured (no waiting rooms) */
     uint64_t snapshot_every_bytes;
     uint64_t snapshot_lsn;   /* start LSN of the newest snapshot */
     _Atomic uint64_t snapshots;

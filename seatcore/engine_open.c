@@ -131,10 +131,9 @@ static enum tk_status engine_config_check(const struct sc_engine_config *config,
         why = "events_max is at most 4096";
     else if (config->idempotency_keys > TK_IDEMPOTENCY_KEYS_MAX)
         why = "idempotency_keys is at most 67108864";
-    else if (config->token_key_len > ENGINE_TOKEN_KEY_BYTES_MAX)
-        why = "the admission token key is at most 128 bytes";
-    else if (config->token_key_len != 0 && config->token_key_len < 32)
-        why = "the admission token key must be at least 32 bytes";
+    else if (config->token_key_len != 0 &&
+             (config->token_key_len < TOKEN_KEY_BYTES_MIN || config->token_key_len > TOKEN_KEY_BYTES_MAX))
+        why = "the admission token key must be 32..128 bytes";
     else if (config->data_dir != NULL && strlen(config->data_dir) >= TK_WAL_PATH_BYTES_MAX - 64)
         why = "data_dir path is too long";
     if (why == NULL)
@@ -161,9 +160,9 @@ static enum tk_status engine_alloc(struct sc_engine **out, const struct sc_engin
     engine->snapshot_every_bytes = config->snapshot_every_bytes;
     engine->log = config->log;
     engine->log_ctx = config->log_ctx;
-    engine->token_key_len = config->token_key_len;
-    if (config->token_key_len)
-        memcpy(engine->token_key, config->token_key, config->token_key_len);
+    if (config->token_key_len != 0 &&
+        token_key_init(&engine->token_key, config->token_key, config->token_key_len) != TK_OK)
+        return TK_ERR_INVALID;
     uint32_t keys = round_pow2(config->idempotency_keys != 0 ? config->idempotency_keys : TK_IDEMPOTENCY_KEYS_DEFAULT);
     uint32_t ttl = config->idempotency_ttl_ms != 0 ? config->idempotency_ttl_ms : TK_IDEMPOTENCY_TTL_MS_DEFAULT;
     *out = engine;
@@ -270,5 +269,6 @@ void sc_engine_close(struct sc_engine *engine)
     free(engine->event_ids);
     free(engine->event_slots);
     free(engine->data_dir);
+    token_key_wipe(&engine->token_key);
     free(engine);
 }

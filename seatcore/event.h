@@ -145,6 +145,7 @@ struct sc_event {
     _Atomic uint64_t *users; /* [users_mask + 1] open addressing, insert only */
     uint32_t users_mask;
     struct queue *queue; /* NULL when the event has no waiting room */
+    _Atomic uint64_t queue_tick_lsn; /* LSN of the last ticker step that changed the queue */
     uint64_t memory_bytes;
 
     alignas(64) _Atomic uint64_t free_head; /* tag << 32 | (slot + 1) */

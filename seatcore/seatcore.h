@@ -200,7 +200,10 @@ static inline enum sc_seat_state sc_availability_state(const uint8_t *states, ui
     return (enum sc_seat_state)((states[seat >> 2] >> ((seat & 3u) * 2u)) & 3u);
 }
 
-/* ---- waiting queue ---- */
+/* ---- waiting queue ----
+ * Join is idempotent per user. An event without a waiting room admits everyone at
+ * once: join answers "admitted" with a token and no ticket. Tokens are signed
+ * with the engine's token key (token.h) and other services verify them offline. */
 enum sc_queue_state { SC_QUEUE_WAITING = 0, SC_QUEUE_ADMITTED = 1, SC_QUEUE_LEFT = 2, SC_QUEUE_EXPIRED = 3 };
 
 #define SC_ADMISSION_TOKEN_BYTES_MAX 256u
@@ -216,8 +219,10 @@ struct sc_queue_view {
 
 enum tk_status sc_queue_join(struct sc_engine *engine, uint64_t event_id, uint64_t user_id,
                              struct sc_queue_view *out, uint64_t *lsn);
+/* *lsn: an admission shown here comes from a ticker step whose record may not be
+ * durable yet; wait for *lsn before showing it (then a crash cannot take it back). */
 enum tk_status sc_queue_status(struct sc_engine *engine, uint64_t event_id, uint64_t user_id,
-                               struct sc_queue_view *out);
+                               struct sc_queue_view *out, uint64_t *lsn);
 enum tk_status sc_queue_heartbeat(struct sc_engine *engine, uint64_t event_id, uint64_t user_id);
 enum tk_status sc_queue_leave(struct sc_engine *engine, uint64_t event_id, uint64_t user_id, uint64_t *lsn);
 
