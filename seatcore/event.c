@@ -65,6 +65,11 @@ static enum tk_status spec_validate_queue(const struct sc_queue_spec *queue, con
         *why = "queue length_max is at most 4000000";
         return TK_ERR_INVALID;
     }
+    if (queue->heartbeat_timeout_ms != 0 && (queue->heartbeat_timeout_ms < TK_HEARTBEAT_TIMEOUT_MS_MIN ||
+                                             queue->heartbeat_timeout_ms > TK_HEARTBEAT_TIMEOUT_MS_MAX)) {
+        *why = "queue heartbeat_timeout_ms must be 1000..3600000";
+        return TK_ERR_INVALID;
+    }
     if (queue->admission_ttl_ms != 0 &&
         (queue->admission_ttl_ms < TK_ADMISSION_TTL_MS_MIN || queue->admission_ttl_ms > TK_ADMISSION_TTL_MS_MAX)) {
         *why = "queue admission_ttl_ms must be 10000..3600000";

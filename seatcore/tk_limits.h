@@ -41,6 +41,12 @@
 #define TK_ADMISSION_TTL_MS_DEFAULT 600000u
 #define TK_HEARTBEAT_TIMEOUT_MS_DEFAULT 60000u
 #define TK_ADMISSIONS_PER_TICK_MAX 100000u
+#define TK_HEARTBEAT_TIMEOUT_MS_MIN 1000u
+#define TK_HEARTBEAT_TIMEOUT_MS_MAX 3600000u
+#define TK_QUEUE_TICK_RANKS_MAX 65536u         /* ranks one tick's passes may walk over, each */
+#define TK_QUEUE_TICK_RECORD_BYTES_MAX 8192u   /* one tick's record payload */
+#define TK_QUEUE_RECORD_BYTES_MAX 256u         /* join / leave / open record payload */
+#define TK_QUEUE_ETA_S_MAX (7u * 86400u)       /* an ETA past a week is reported as a week */
 
 /* Idempotency keys (engine wide). */
 #define TK_IDEMPOTENCY_KEYS_DEFAULT (1u << 20)

@@ -200,6 +200,7 @@ static int posix_sync_dir(struct wal_io *io, const char *dir)
 /* Syncs the directory holding path (its parent) so a new entry in it is durable. */
 static int posix_sync_parent(struct wal_io *io, const char *path)
 {
+    TK_ASSERT(io != NULL && path != NULL);
     char parent[TK_WAL_PATH_BYTES_MAX];
     size_t len = strlen(path);
     TK_ASSERT(len < sizeof(parent));
@@ -237,6 +238,7 @@ static int posix_mkdirs(struct wal_io *io, const char *dir)
         }
         path[i] = saved;
     }
+    TK_ASSERT(strcmp(path, dir) == 0); /* every component restored */
     struct stat st;
     if (stat(dir, &st) != 0)
         return -errno;

@@ -101,6 +101,8 @@ static uint64_t sim_rand(struct wal_io_sim *sim)
 
 static int image_reserve(struct sim_image *image, uint64_t len)
 {
+    TK_ASSERT(image != NULL);
+    TK_ASSERT(image->len <= image->cap);
     if (len > SIM_FILE_BYTES_MAX)
         return -EFBIG;
     if (len <= image->cap)
@@ -161,6 +163,8 @@ static void inode_clear_pending(struct sim_inode *inode)
 static int inode_add_pending(struct sim_inode *inode, uint64_t offset, const uint8_t *data, uint64_t len,
                              bool truncate)
 {
+    TK_ASSERT(inode->used);
+    TK_ASSERT(truncate || data != NULL || len == 0);
     if (inode->pending_count == SIM_PENDING_MAX)
         return -ENOSPC;
     if (inode->pending_count == inode->pending_cap) {
@@ -207,6 +211,7 @@ static int inode_alloc(struct wal_io_sim *sim)
 static void inode_collect(struct wal_io_sim *sim, int index)
 {
     TK_ASSERT(index >= 0 && (uint32_t)index < SIM_INODES_MAX);
+    TK_ASSERT(sim->inodes[index].used);
     for (uint32_t i = 0; i < SIM_NAMES_MAX; i++) {
         if (sim->names[i].used && sim->names[i].inode == index)
             return;
@@ -284,6 +289,8 @@ static struct sim_inode *handle_inode(struct wal_io_sim *sim, int handle)
 
 static int sim_open_locked(struct wal_io_sim *sim, const char *path, int flags)
 {
+    TK_ASSERT(!sim->crashed);
+    TK_ASSERT(strlen(path) < SIM_PATH_BYTES);
     struct sim_name *name = name_find(sim->names, path);
     if (name == NULL) {
         if (!(flags & WAL_IO_OPEN_WRITE))
@@ -352,6 +359,8 @@ static ssize_t sim_pread(struct wal_io *io, int handle, void *buf, size_t len, u
 /* Gathers the iovecs (at most `limit` bytes) into one buffer. */
 static uint8_t *gather(const struct iovec *iov, int iovcnt, uint64_t limit, uint64_t *len)
 {
+    TK_ASSERT(iov != NULL && len != NULL);
+    TK_ASSERT(iovcnt > 0 && iovcnt <= WAL_IO_IOV_MAX);
     uint64_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -372,6 +381,8 @@ static uint8_t *gather(const struct iovec *iov, int iovcnt, uint64_t limit, uint
 static ssize_t sim_pwritev_locked(struct wal_io_sim *sim, int handle, const struct iovec *iov, int iovcnt,
                                   uint64_t offset)
 {
+    TK_ASSERT(!sim->crashed);
+    TK_ASSERT(iov != NULL && iovcnt > 0);
     struct sim_inode *inode = handle_inode(sim, handle);
     if (inode == NULL)
         return -EBADF;
@@ -484,6 +495,8 @@ static int sim_close(struct wal_io *io, int handle)
 
 static int sim_rename_locked(struct wal_io_sim *sim, const char *from, const char *to)
 {
+    TK_ASSERT(!sim->crashed);
+    TK_ASSERT(strlen(to) < SIM_PATH_BYTES);
     struct sim_name *source = name_find(sim->names, from);
     if (source == NULL)
         return -ENOENT;
@@ -754,6 +767,7 @@ int64_t wal_io_sim_file_size(struct wal_io_sim *sim, const char *path)
 int wal_io_sim_flip(struct wal_io_sim *sim, const char *path, uint64_t offset, uint8_t mask)
 {
     TK_ASSERT(sim != NULL && path != NULL);
+    TK_ASSERT(mask != 0);
     pthread_mutex_lock(&sim->lock);
     struct sim_name *name = name_find(sim->names, path);
     int rc = name == NULL ? -ENOENT : 0;

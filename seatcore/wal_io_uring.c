@@ -130,6 +130,8 @@ static int uring_round(struct wal_io_uring *uring, int handle, struct iovec *res
 static int uring_write_sync_locked(struct wal_io_uring *uring, int handle, const struct iovec *iov, int iovcnt,
                                    uint64_t offset)
 {
+    TK_ASSERT(uring != NULL && iov != NULL);
+    TK_ASSERT(iovcnt > 0 && iovcnt <= WAL_IO_IOV_MAX);
     struct iovec rest[WAL_IO_IOV_MAX];
     memcpy(rest, iov, sizeof(*iov) * (size_t)iovcnt);
     int first = iov_advance(rest, 0, iovcnt, 0);

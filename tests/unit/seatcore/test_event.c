@@ -67,6 +67,8 @@ static bool break_spec(struct sc_event_spec *spec, int which)
         spec->queue.length_max = TK_QUEUE_LENGTH_MAX_MAX + 1; break;
     case 16: spec->sale_opens_at_ms = -1; break;
     case 17: spec->users_max = (1u << 22) + 1; break;
+    case 18: spec->queue.enabled = true; spec->queue.admit_per_s = 10; spec->queue.max_active = 10;
+        spec->queue.heartbeat_timeout_ms = 10; break;
     default: return false;
     }
     return true;
@@ -79,7 +81,7 @@ Test(event, refuses_bad_layouts)
     int cases = 0;
     for (int which = 0; break_spec(&spec, which); which++, cases++)
         cr_assert_eq(sc_event_create(engine, &spec, &lsn), TK_ERR_INVALID, "case %d was accepted", which);
-    cr_assert_eq(cases, 18);
+    cr_assert_eq(cases, 19);
     cr_assert_eq(sc_event_list(engine, NULL, 0), 0, "nothing half-created");
 }
 
