@@ -122,6 +122,12 @@ enum tk_status engine_event_register(struct sc_engine *engine, struct sc_event *
     return TK_OK;
 }
 
+enum tk_status sc_event_spec_check(const struct sc_event_spec *spec, const char **why)
+{
+    TK_ASSERT(spec != NULL && why != NULL);
+    return event_spec_validate(spec, why);
+}
+
 enum tk_status sc_event_create(struct sc_engine *engine, const struct sc_event_spec *spec, uint64_t *lsn)
 {
     TK_ASSERT(engine != NULL && spec != NULL);

@@ -14,8 +14,9 @@
  *   FREE(gen+1, how it ended) and pushes the slot back on the free list.
  * Ascending claim order means two holds that want overlapping seats meet at the
  * lowest common seat, where exactly one CAS wins; nobody ever waits for anyone.
- * Counters (held/sold, version, row hints, user counts) are updated after the
- * seat words; readers derive free = capacity - held - sold, so they add up. */
+ * The held/sold counts are raised after seats are taken and lowered before seats
+ * are given back, so they never exceed what is really taken: held + sold <=
+ * capacity for any reader, and free = capacity - held - sold adds up (inv. 5). */
 #include "hold.h"
 
 #include <string.h>
@@ -329,6 +330,13 @@ static void slot_finish(struct op_ctx *ctx, struct sc_event *ev, uint32_t slot, 
     for (uint32_t i = 0; i < count; i++)
         rec->seats[i] = (struct rec_seat){.seat = seats[i], .version = versions[i]};
     journal_hold_end(ctx, rec);
+    /* Counts move before the seats do: a seat freed here can be held again at
+     * once, and its new holder adds to the counts; decrementing first keeps
+     * held + sold <= capacity for every reader (invariant 5). */
+    if (kind == REC_END_CONFIRMED)
+        atomic_fetch_add_explicit(&ev->counts, counts_delta(-(int32_t)count, (int32_t)count), memory_order_acq_rel);
+    else
+        atomic_fetch_add_explicit(&ev->counts, counts_delta(-(int32_t)count, 0), memory_order_acq_rel);
     result->amount_cents = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t next = kind == REC_END_CONFIRMED ? seat_word(SC_SEAT_SOLD, user_index, rec->seats[i].version)
@@ -338,10 +346,7 @@ static void slot_finish(struct op_ctx *ctx, struct sc_event *ev, uint32_t slot, 
         result->amount_cents += event_price_of(ev, seats[i]);
     }
     result->seat_count = count;
-    if (kind == REC_END_CONFIRMED) {
-        atomic_fetch_add_explicit(&ev->counts, counts_delta(-(int32_t)count, (int32_t)count), memory_order_acq_rel);
-    } else {
-        atomic_fetch_add_explicit(&ev->counts, counts_delta(-(int32_t)count, 0), memory_order_acq_rel);
+    if (kind != REC_END_CONFIRMED) {
         rows_adjust(ev, seats, count, +1);
         user_unreserve(ev, user_index, count);
     }
@@ -431,8 +436,8 @@ enum tk_status hold_return_seat(struct op_ctx *ctx, struct sc_event *ev, uint64_
     struct rec_return rec = {.event_id = ev->event_id, .user_id = user_id, .at_ms = ctx->now_ms,
                              .seat = {.seat = seat, .version = seat_word_version(freed)}};
     journal_return(ctx, &rec);
+    atomic_fetch_add_explicit(&ev->counts, counts_delta(0, -1), memory_order_acq_rel); /* before: see slot_finish */
     atomic_store_explicit(&ev->seats[seat], freed, memory_order_release);
-    atomic_fetch_add_explicit(&ev->counts, counts_delta(0, -1), memory_order_acq_rel);
     atomic_fetch_add_explicit(&ev->version, 1, memory_order_acq_rel);
     rows_adjust(ev, &seat, 1, +1);
     user_unreserve(ev, seat_word_ref(locked), 1);

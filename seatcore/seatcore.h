@@ -118,6 +118,8 @@ struct sc_event_info {
 };
 
 enum tk_status sc_event_create(struct sc_engine *engine, const struct sc_event_spec *spec, uint64_t *lsn);
+/* Validates a spec without creating anything; *why names the problem. */
+enum tk_status sc_event_spec_check(const struct sc_event_spec *spec, const char **why);
 enum tk_status sc_event_close(struct sc_engine *engine, uint64_t event_id, uint64_t *lsn);
 /* Cancel: no more holds, confirms or joins; existing sales stay recorded for refunds. */
 enum tk_status sc_event_cancel(struct sc_engine *engine, uint64_t event_id, uint64_t *lsn);

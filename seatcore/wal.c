@@ -45,7 +45,20 @@
  *   last synced batch cannot be told from a torn write and is cut back.
  * - Segments roll at batch boundaries, so one batch may run past segment_bytes by
  *   up to a ring's worth. Segment creation is made durable with a directory fsync
- *   before any record is written into it. */
+ *   before any record is written into it.
+ *
+ * Notes for callers:
+ * - wal_append can return TK_ERR_IO after it published the record (the log failed
+ *   meanwhile); *end_lsn is set, the record was not acknowledged and may or may
+ *   not be found after a restart, like any unacknowledged record.
+ * - wal_when_durable / wal_wait_durable return as soon as `durable` covers their
+ *   LSN, possibly before the writer has run the other waiters of that batch.
+ * - Waiters run in registration order and the queue stops at the first one whose
+ *   LSN is not durable yet, so a waiter for an LSN nobody appended delays the ones
+ *   behind it until the next batch (it gets TK_ERR_UNAVAILABLE at close).
+ * - wal_open refuses (TK_ERR_CORRUPT, "records are missing") a from_lsn before the
+ *   first segment or past the end of the stream: replaying would silently skip
+ *   records the caller's snapshot relies on. */
 #include "wal.h"
 
 #include <errno.h>
@@ -284,10 +297,11 @@ static void writer_wake(struct wal *wal)
 
 /* Waits until the ring span ending at `end` is free. Back-pressure: only when the
  * disk is behind. Returns TK_OK, or the failure if the log failed meanwhile. */
-static enum tk_status append_wait_space(struct wal *wal, uint64_t end)
+static enum tk_status append_wait_space(struct wal *wal, uint64_t lsn, uint32_t size)
 {
-    TK_ASSERT(end % WAL_RECORD_ALIGN_BYTES == 0);
-    TK_ASSERT(end <= atomic_load_explicit(&wal->reserve, memory_order_relaxed)); /* our own reservation */
+    TK_ASSERT(lsn % WAL_RECORD_ALIGN_BYTES == 0 && size % WAL_RECORD_ALIGN_BYTES == 0);
+    TK_ASSERT(size <= WAL_RECORD_BYTES_MAX && size <= wal->ring_bytes / 4); /* a record always fits */
+    uint64_t end = lsn + size;
     for (uint32_t spin = 0; spin < WAL_SPIN_MAX; spin++) {
         if (end <= atomic_load_explicit(&wal->consumed, memory_order_acquire) + wal->ring_bytes)
             return TK_OK;
@@ -324,7 +338,7 @@ enum tk_status wal_append2(struct wal *wal, uint16_t type, const void *part1, ui
     uint32_t size = wal_record_size(payload_len);
     uint64_t lsn = atomic_fetch_add_explicit(&wal->reserve, size, memory_order_relaxed);
     TK_ASSERT(lsn % WAL_RECORD_ALIGN_BYTES == 0);
-    status = append_wait_space(wal, lsn + size);
+    status = append_wait_space(wal, lsn, size);
     if (status != TK_OK)
         return status;
 
@@ -923,8 +937,8 @@ static enum tk_status recover_segment(struct wal *wal, struct wal_recovery *rec,
         if (view.type >= WAL_RECORD_TYPE_USER_MIN && view.lsn >= rec->from_lsn && rec->replay != NULL) {
             enum tk_status status = rec->replay(rec->replay_ctx, &view);
             if (status != TK_OK)
-                return recovery_error(rec, status, path, pos - r->file_start, "replay refused the record at LSN %" PRIu64,
-                                      pos);
+                return recovery_error(rec, status, path, pos - r->file_start,
+                                      "replay refused the record at LSN %" PRIu64, pos);
         }
         pos += wal_record_size(view.payload_len);
     }

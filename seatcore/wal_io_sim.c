@@ -587,7 +587,9 @@ static int sim_sync_dir(struct wal_io *io, const char *dir)
         }
         for (uint32_t i = 0; i < SIM_NAMES_MAX && rc == 0; i++) {
             const struct sim_name *live = &sim->names[i];
-            if (live->used && in_dir(live->path, dir, dir_len) && !name_add(sim->durable_names, live->path, live->inode))
+            if (!live->used || !in_dir(live->path, dir, dir_len))
+                continue;
+            if (name_add(sim->durable_names, live->path, live->inode) == NULL)
                 rc = -ENOSPC;
         }
     }

@@ -284,11 +284,11 @@ Test(wal, replay_from_an_lsn)
     for (uint64_t id = 0; id < 100; id++)
         ends[id] = append_id(wal, id, small_len(id));
     wal_close(wal);
-    struct options opt = {.from_lsn = ends[49]}; /* record 50 starts where 49 ends */
+    struct options opt = {.from_lsn = ends[49]}; /* record 50 starts there or after (a COMMIT may sit between) */
     wal = open_ok(test_dir, &opt, &rep);
     cr_assert_eq(rep.count, 50);
     cr_assert_eq(rep.ids[0], 50);
-    cr_assert_eq(rep.lsns[0], ends[49]);
+    cr_assert_eq(rep.lsns[0], ends[50] - wal_record_size(small_len(50)));
     wal_close(wal);
     opt.from_lsn = ends[99] + 4096 * 1024; /* past the end: records would be missing */
     char err[512];
@@ -676,6 +676,12 @@ Test(wal, corruption_in_a_segment_followed_by_another_is_refused)
 
 /* ---- recovery on damaged files ---------------------------------------------- */
 
+/* Where record id starts: not the previous record's end, a COMMIT may sit between. */
+static uint64_t record_start(const uint64_t *ends, uint64_t id)
+{
+    return ends[id] - wal_record_size(small_len(id));
+}
+
 /* Writes 30 records in three synced rounds; returns the end LSNs. */
 static void three_batches(uint64_t *ends)
 {
@@ -694,7 +700,7 @@ Test(wal, truncated_file_tail_is_cut_back_and_appends_continue)
     three_batches(ends);
     char path[600];
     segment_file(path, sizeof(path), test_dir, 0);
-    uint64_t record_20 = ends[19];
+    uint64_t record_20 = record_start(ends, 20);
     cr_assert_eq(truncate(path, (off_t)record_20 + 13), 0, "cut inside record 20");
     struct wal *wal = open_ok(test_dir, NULL, &rep);
     cr_assert_eq(rep.count, 20);
@@ -730,11 +736,11 @@ Test(wal, bit_flip_in_the_last_batch_is_cut_back)
     three_batches(ends);
     char path[600];
     segment_file(path, sizeof(path), test_dir, 0);
-    flip_byte(path, (off_t)ends[28] + WAL_RECORD_HEADER_BYTES + 9); /* payload of the last record */
+    flip_byte(path, (off_t)record_start(ends, 29) + WAL_RECORD_HEADER_BYTES + 9); /* the last record's payload */
     struct wal *wal = open_ok(test_dir, NULL, &rep);
     cr_assert_eq(rep.count, 29);
     cr_assert(log_contains("crc mismatch"), "%s", log_text);
-    cr_assert_eq(file_size(path), (off_t)ends[28]);
+    cr_assert_eq(file_size(path), (off_t)record_start(ends, 29));
     uint64_t end = append_id(wal, 200, small_len(200));
     cr_assert_eq(wal_wait_durable(wal, end), TK_OK);
     wal_close(wal);
@@ -750,7 +756,8 @@ Test(wal, bit_flip_in_an_early_batch_is_corruption)
     three_batches(ends);
     char path[600];
     segment_file(path, sizeof(path), test_dir, 0);
-    flip_byte(path, (off_t)ends[4] + WAL_RECORD_HEADER_BYTES + 3); /* record 5, first batch */
+    uint64_t record_5 = record_start(ends, 5);
+    flip_byte(path, (off_t)record_5 + WAL_RECORD_HEADER_BYTES + 3); /* record 5, first batch */
     off_t size = file_size(path);
     struct wal *wal = NULL;
     char err[1024];
@@ -758,12 +765,12 @@ Test(wal, bit_flip_in_an_early_batch_is_corruption)
     cr_assert_null(wal);
     char expect[800];
     snprintf(expect, sizeof(expect), "WAL corrupt: %s offset %llu: crc mismatch", path,
-             (unsigned long long)ends[4]);
+             (unsigned long long)record_5);
     cr_assert(strstr(err, expect) != NULL, "got '%s', want '%s'", err, expect);
     cr_assert_eq(file_size(path), size, "nothing was cut");
     /* The header too: a flipped length is caught as well. */
-    flip_byte(path, (off_t)ends[4] + WAL_RECORD_HEADER_BYTES + 3);
-    flip_byte(path, (off_t)ends[4] + 1);
+    flip_byte(path, (off_t)record_5 + WAL_RECORD_HEADER_BYTES + 3);
+    flip_byte(path, (off_t)record_5 + 1);
     cr_assert_eq(open_wal(&wal, test_dir, NULL, &rep, err, sizeof(err)), TK_ERR_CORRUPT);
 }
 
