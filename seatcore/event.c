@@ -195,6 +195,9 @@ enum tk_status event_alloc(struct sc_event **out, const struct sc_event_spec *sp
     if (ev->seats == NULL || ev->row_free == NULL || ev->slots == NULL || ev->slot_next == NULL || ev->users == NULL)
         goto fail;
     memset(ev->slots, 0, (size_t)ev->holds_max * sizeof(struct hold_slot));
+    /* Generations start at 1 so that no hold id is 0 (0 reads as "unset" on the wire). */
+    for (uint32_t i = 0; i < ev->holds_max; i++)
+        atomic_init(&ev->slots[i].word, slot_word(SLOT_FREE, SLOT_END_NONE, 1));
     ev->memory_bytes += (uint64_t)ev->holds_max * sizeof(struct hold_slot);
     atomic_init(&ev->state, SC_EVENT_OPEN);
     enum tk_status rebuilt = event_rebuild_derived(ev); /* all seats free: row hints, free list */
