@@ -717,7 +717,7 @@ void rpc_server_destroy(struct rpc_server *server)
 {
     if (server == NULL)
         return;
-    rpc_server_shutdown(server, 0); /* waits for the shutdown tag (PLATFORM-NOTES teardown order) */
+    rpc_server_shutdown(server, 2000); /* no-op if already done; waits for the shutdown tag */
     grpc_server_destroy(server->server);
     grpc_completion_queue_shutdown(server->cq);
     if (server->started) {
