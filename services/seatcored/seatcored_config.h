@@ -36,6 +36,5 @@ struct seatcored_config {
 
 /* 0: run; 1: exit 0 (help printed); -1: exit 2 (error printed to stderr). */
 int seatcored_config_parse(struct seatcored_config *config, int argc, char **argv);
-void seatcored_config_usage(FILE *out);
 
 #endif
