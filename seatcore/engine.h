@@ -52,6 +52,8 @@ enum tk_status engine_event_register(struct sc_engine *engine, struct sc_event *
 void engine_op_begin(struct sc_engine *engine, struct op_ctx *ctx);
 /* Turns a WAL failure inside the operation into the answer and stops writes. */
 enum tk_status engine_op_end(struct sc_engine *engine, struct op_ctx *ctx, enum tk_status status, uint64_t *lsn);
+uint64_t engine_latency_start(void);
+void engine_latency_end(struct sc_thread_stats *stats, uint64_t started_ns);
 void engine_logf(struct sc_engine *engine, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

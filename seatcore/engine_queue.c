@@ -143,7 +143,7 @@ enum tk_status sc_queue_join(struct sc_engine *engine, uint64_t event_id, uint64
     engine_op_begin(engine, &ctx);
     if (ev->queue == NULL)
         return admit_without_queue(engine, ev, user_id, ctx.now_ms, out);
-    uint64_t started = tk_monotonic_ns();
+    uint64_t started = engine_latency_start();
     uint8_t bytes[TK_QUEUE_RECORD_BYTES_MAX];
     struct tk_buf record;
     tk_buf_init(&record, bytes, sizeof(bytes));
@@ -160,8 +160,7 @@ enum tk_status sc_queue_join(struct sc_engine *engine, uint64_t event_id, uint64
     }
     if (status == TK_OK)
         status = view_out(engine, ev, user_id, &view, out);
-    if (ctx.stats != NULL)
-        tk_histogram_record(&ctx.stats->op_latency_ns, tk_monotonic_ns() - started);
+    engine_latency_end(ctx.stats, started);
     return engine_op_end(engine, &ctx, status, lsn);
 }
 
