@@ -98,6 +98,7 @@ static enum tk_status view_out(struct sc_engine *engine, struct sc_event *ev, ui
 {
     memset(out, 0, sizeof(*out));
     out->ticket = view->ticket;
+    out->rank = view->rank;
     out->position = view->position;
     out->eta_s = view->eta_s;
     out->state = (enum sc_queue_state)view->state;
@@ -229,4 +230,63 @@ enum tk_status engine_queue_check_token(struct sc_engine *engine, struct sc_even
     if (claims.event_id != ev->event_id || claims.user_id != user_id)
         return TK_ERR_NOT_ADMITTED; /* a token is for one user and one event */
     return TK_OK;
+}
+
+enum tk_status sc_queue_info(struct sc_engine *engine, uint64_t event_id, struct sc_queue_info *out)
+{
+    TK_ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    struct sc_event *ev = engine_event(engine, event_id);
+    if (ev == NULL)
+        return TK_ERR_NOT_FOUND;
+    if (ev->queue == NULL)
+        return TK_ERR_INVALID; /* no waiting room */
+    struct queue_stats stats;
+    queue_stats(ev->queue, &stats);
+    out->tickets = stats.tickets_issued;
+    out->admissions = stats.admissions;
+    out->waiting = stats.waiting;
+    out->active = stats.active;
+    out->head_rank = stats.head_rank;
+    out->admission_rate_per_s = stats.admission_rate_per_s;
+    return TK_OK;
+}
+
+enum tk_status sc_queue_admitted(struct sc_engine *engine, uint64_t event_id, uint32_t from_rank,
+                                 struct sc_queue_admission *out, uint32_t max, uint32_t *count, uint32_t *next)
+{
+    TK_ASSERT(out != NULL && count != NULL && next != NULL);
+    *count = 0;
+    *next = from_rank;
+    struct sc_event *ev = engine_event(engine, event_id);
+    if (ev == NULL)
+        return TK_ERR_NOT_FOUND;
+    if (ev->queue == NULL)
+        return TK_ERR_INVALID;
+    struct queue_stats stats;
+    queue_stats(ev->queue, &stats);
+    uint32_t rank = from_rank;
+    /* Bounded: at most max admissions returned and TK_ADMISSIONS_PER_TICK_MAX ranks looked at. */
+    for (uint32_t looked = 0; rank < stats.head_rank && *count < max && looked < TK_ADMISSIONS_PER_TICK_MAX;
+         rank++, looked++) {
+        uint64_t ticket;
+        struct queue_ticket_info info;
+        if (queue_rank_inspect(ev->queue, rank, &ticket, &info) != TK_OK || !info.was_admitted || info.user == 0)
+            continue;
+        out[(*count)++] = (struct sc_queue_admission){.user_id = info.user, .ticket = ticket, .rank = rank,
+                                                      .admission_expires_ms = info.admission_expires_ms};
+    }
+    *next = rank;
+    return TK_OK;
+}
+
+enum tk_status sc_queue_admission_token(struct sc_engine *engine, uint64_t event_id,
+                                        const struct sc_queue_admission *admission, char *out, size_t out_len)
+{
+    TK_ASSERT(admission != NULL && out != NULL);
+    if (engine->token_key.len == 0)
+        return TK_ERR_UNAVAILABLE;
+    struct token_claims claims = {.event_id = event_id, .user_id = admission->user_id, .ticket = admission->ticket,
+                                  .expires_ms = admission->admission_expires_ms};
+    return token_sign(&engine->token_key, &claims, out, out_len);
 }

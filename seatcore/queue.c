@@ -473,6 +473,7 @@ static void queue_view_fill(const struct queue *q, uint32_t t, int64_t now_ms, s
     uint32_t word = atomic_load_explicit(&ticket->state, memory_order_acquire);
     memset(out, 0, sizeof(*out));
     out->ticket = (uint64_t)t + 1;
+    out->rank = rank_of_ticket(q, pre_open_count(q), t);
     switch (ticket_state(word)) {
     case TICKET_PENDING:
     case TICKET_WAITING:
@@ -1618,4 +1619,17 @@ enum tk_status queue_ticket_inspect(const struct queue *q, uint64_t ticket_numbe
     bool has_user = state != TICKET_EMPTY && state != TICKET_VOID;
     out->user = has_user ? atomic_load(&ticket->user) : 0;
     return TK_OK;
+}
+
+enum tk_status queue_rank_inspect(const struct queue *q, uint32_t rank, uint64_t *ticket,
+                                  struct queue_ticket_info *out)
+{
+    TK_ASSERT(q != NULL && ticket != NULL && out != NULL);
+    uint32_t issued = tickets_issued(q);
+    if (rank >= issued)
+        return TK_ERR_NOT_FOUND;
+    uint32_t t = ticket_at_rank(q, pre_open_count(q), rank);
+    TK_ASSERT(t < issued);
+    *ticket = (uint64_t)t + 1;
+    return queue_ticket_inspect(q, *ticket, out);
 }

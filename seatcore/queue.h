@@ -75,6 +75,7 @@ enum queue_state {
 
 struct queue_view {
     uint64_t ticket;              /* 1-based, never reused */
+    uint32_t rank;                /* admission order (0 = first); provisional before the opening shuffle */
     uint32_t position;            /* 1 = next; 0 unless waiting */
     uint32_t eta_s;               /* 0 unless waiting; capped at TK_QUEUE_ETA_S_MAX */
     enum queue_state state;
@@ -135,5 +136,8 @@ enum tk_status queue_snapshot_read(struct queue *q, struct tk_reader *in);
 
 void queue_stats(const struct queue *q, struct queue_stats *out);
 enum tk_status queue_ticket_inspect(const struct queue *q, uint64_t ticket, struct queue_ticket_info *out);
+/* The ticket at an admission rank (ranks below queue_stats' head_rank were decided). */
+enum tk_status queue_rank_inspect(const struct queue *q, uint32_t rank, uint64_t *ticket,
+                                  struct queue_ticket_info *out);
 
 #endif

@@ -212,6 +212,7 @@ enum sc_queue_state { SC_QUEUE_WAITING = 0, SC_QUEUE_ADMITTED = 1, SC_QUEUE_LEFT
 
 struct sc_queue_view {
     uint64_t ticket;
+    uint32_t rank;     /* admission order (0 = first); changes once, at the opening shuffle */
     uint32_t position; /* 1 = next; 0 when admitted */
     uint32_t eta_s;
     enum sc_queue_state state;
@@ -227,6 +228,32 @@ enum tk_status sc_queue_status(struct sc_engine *engine, uint64_t event_id, uint
                                struct sc_queue_view *out, uint64_t *lsn);
 enum tk_status sc_queue_heartbeat(struct sc_engine *engine, uint64_t event_id, uint64_t user_id);
 enum tk_status sc_queue_leave(struct sc_engine *engine, uint64_t event_id, uint64_t user_id, uint64_t *lsn);
+
+/* The waiting room as a whole, for feeds that push positions to many clients:
+ * a client at rank r is at position (r - head_rank) - (leaves in between) + 1. */
+struct sc_queue_info {
+    uint64_t tickets;      /* issued so far */
+    uint64_t admissions;   /* admitted so far */
+    uint32_t waiting;
+    uint32_t active;       /* admitted and not yet expired */
+    uint32_t head_rank;    /* ranks below were admitted or skipped */
+    double admission_rate_per_s;
+};
+enum tk_status sc_queue_info(struct sc_engine *engine, uint64_t event_id, struct sc_queue_info *out);
+
+struct sc_queue_admission {
+    uint64_t user_id;
+    uint64_t ticket;
+    uint32_t rank;
+    int64_t admission_expires_ms;
+};
+/* Admissions in rank order from from_rank up to the head, at most max; *next is
+ * where to continue. Skipped and departed ranks are passed over. */
+enum tk_status sc_queue_admitted(struct sc_engine *engine, uint64_t event_id, uint32_t from_rank,
+                                 struct sc_queue_admission *out, uint32_t max, uint32_t *count, uint32_t *next);
+/* The admission token of an admission (SC_ADMISSION_TOKEN_BYTES_MAX bytes of room). */
+enum tk_status sc_queue_admission_token(struct sc_engine *engine, uint64_t event_id,
+                                        const struct sc_queue_admission *admission, char *out, size_t out_len);
 
 /* ---- background work ---- */
 /* One bounded step of background work: expires holds past their TTL, runs queue

@@ -198,6 +198,7 @@ static Tiketi__V1__QueueView *queue_view_out(struct rpc_arena *arena, uint64_t e
     out->event_id = event_id;
     out->user_id = user_id;
     out->ticket = view->ticket;
+    out->rank = view->rank;
     out->position = view->position;
     out->eta_s = view->eta_s;
     out->state = (Tiketi__V1__QueueState)view->state;
@@ -478,6 +479,69 @@ static void on_watch_queue(struct rpc_call *call, const ProtobufCMessage *messag
     seatcored_watch_queue(ctx, call, req->event_id, req->user_id);
 }
 
+static void on_get_queue_info(struct rpc_call *call, const ProtobufCMessage *message, void *ctx)
+{
+    struct seatcored *d = ctx;
+    const Tiketi__V1__EventRef *req = (const Tiketi__V1__EventRef *)message;
+    struct sc_queue_info info;
+    enum tk_status status = sc_queue_info(d->engine, req->event_id, &info);
+    if (status != TK_OK) {
+        fail(call, status, status == TK_ERR_INVALID ? "the event has no waiting room" : NULL, NULL, 0);
+        return;
+    }
+    Tiketi__V1__QueueInfo reply = TIKETI__V1__QUEUE_INFO__INIT;
+    reply.event_id = req->event_id;
+    reply.tickets = info.tickets;
+    reply.admissions = info.admissions;
+    reply.waiting = info.waiting;
+    reply.active = info.active;
+    reply.head_rank = info.head_rank;
+    reply.admission_rate_per_s = info.admission_rate_per_s;
+    rpc_reply(call, &reply.base);
+}
+
+#define ADMISSIONS_LIST_MAX 1000u
+
+static void on_list_admissions(struct rpc_call *call, const ProtobufCMessage *message, void *ctx)
+{
+    struct seatcored *d = ctx;
+    const Tiketi__V1__ListAdmissionsRequest *req = (const Tiketi__V1__ListAdmissionsRequest *)message;
+    uint32_t limit = req->limit == 0 || req->limit > ADMISSIONS_LIST_MAX ? ADMISSIONS_LIST_MAX : req->limit;
+    struct rpc_arena *arena = rpc_call_arena(call);
+    struct sc_queue_admission *found = rpc_arena_alloc(arena, limit * sizeof(*found));
+    Tiketi__V1__Admission *items = rpc_arena_alloc(arena, limit * sizeof(*items));
+    Tiketi__V1__Admission **list = rpc_arena_alloc(arena, limit * sizeof(*list));
+    if (found == NULL || items == NULL || list == NULL) {
+        fail(call, TK_ERR_FULL, "out of call memory", NULL, 0);
+        return;
+    }
+    uint32_t count, next;
+    enum tk_status status = sc_queue_admitted(d->engine, req->event_id, req->from_rank, found, limit, &count, &next);
+    for (uint32_t i = 0; status == TK_OK && i < count; i++) {
+        tiketi__v1__admission__init(&items[i]);
+        items[i].user_id = found[i].user_id;
+        items[i].ticket = found[i].ticket;
+        items[i].rank = found[i].rank;
+        items[i].admission_expires_ms = found[i].admission_expires_ms;
+        items[i].admission_token = rpc_arena_alloc(arena, SC_ADMISSION_TOKEN_BYTES_MAX);
+        if (items[i].admission_token == NULL)
+            status = TK_ERR_FULL;
+        else
+            status = sc_queue_admission_token(d->engine, req->event_id, &found[i], items[i].admission_token,
+                                              SC_ADMISSION_TOKEN_BYTES_MAX);
+        list[i] = &items[i];
+    }
+    if (status != TK_OK) {
+        fail(call, status, status == TK_ERR_INVALID ? "the event has no waiting room" : NULL, NULL, 0);
+        return;
+    }
+    Tiketi__V1__ListAdmissionsReply reply = TIKETI__V1__LIST_ADMISSIONS_REPLY__INIT;
+    reply.admissions = list;
+    reply.n_admissions = count;
+    reply.next_rank = next;
+    rpc_reply(call, &reply.base);
+}
+
 /* ---- batch ---- */
 
 static void run_batch_op(struct seatcored *d, struct rpc_arena *arena, const Tiketi__V1__BatchOp *op,
@@ -582,6 +646,8 @@ const struct rpc_method seatcored_methods[] = {
     METHOD("QueueHeartbeat", tiketi__v1__queue_request__descriptor, on_queue_heartbeat),
     {.path = "/tiketi.v1.SeatCore/WatchQueue", .request = &tiketi__v1__queue_request__descriptor,
      .handler = on_watch_queue, .server_streaming = true},
+    METHOD("GetQueueInfo", tiketi__v1__event_ref__descriptor, on_get_queue_info),
+    METHOD("ListAdmissions", tiketi__v1__list_admissions_request__descriptor, on_list_admissions),
     METHOD("Batch", tiketi__v1__batch_request__descriptor, on_batch),
 };
 const uint32_t seatcored_method_count = sizeof(seatcored_methods) / sizeof(seatcored_methods[0]);

@@ -197,3 +197,35 @@ Test(engine_queue, queue_survives_a_restart)
     cr_assert_eq(after[4].state, SC_QUEUE_LEFT);
     cr_assert_eq(hold_with(QUEUED, 2, 5, after[2].admission_token), TK_OK);
 }
+
+Test(engine_queue, queue_info_and_admissions_feed)
+{
+    for (uint64_t user = 1; user <= 5; user++)
+        join(user);
+    struct sc_queue_info info;
+    cr_assert_eq(sc_queue_info(engine, QUEUED, &info), TK_OK);
+    cr_assert_eq(info.waiting, 5);
+    cr_assert_eq(info.head_rank, 0);
+    cr_assert_eq(sc_queue_info(engine, OPEN_EVENT, &info), TK_ERR_INVALID, "no waiting room");
+    tick_seconds(1); /* two a second */
+    cr_assert_eq(sc_queue_info(engine, QUEUED, &info), TK_OK);
+    cr_assert_eq(info.admissions, 2);
+    cr_assert_eq(info.head_rank, 2);
+    struct sc_queue_admission admitted[8];
+    uint32_t count, next;
+    cr_assert_eq(sc_queue_admitted(engine, QUEUED, 0, admitted, 8, &count, &next), TK_OK);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(next, 2);
+    cr_assert_eq(admitted[0].user_id, 1);
+    cr_assert_eq(admitted[1].rank, 1);
+    char token[SC_ADMISSION_TOKEN_BYTES_MAX];
+    cr_assert_eq(sc_queue_admission_token(engine, QUEUED, &admitted[1], token, sizeof(token)), TK_OK);
+    cr_assert_eq(hold_with(QUEUED, 2, 7, token), TK_OK, "the feed's token admits its user");
+    cr_assert_eq(sc_queue_admitted(engine, QUEUED, next, admitted, 8, &count, &next), TK_OK);
+    cr_assert_eq(count, 0, "nothing new since");
+    struct sc_queue_view view;
+    uint64_t lsn;
+    cr_assert_eq(sc_queue_status(engine, QUEUED, 5, &view, &lsn), TK_OK);
+    cr_assert_eq(view.rank, 4);
+    cr_assert_eq(view.position, view.rank - info.head_rank + 1);
+}
