@@ -101,6 +101,7 @@ struct rpc_server {
     struct rpc_tag tag_shutdown;
     _Atomic bool shutting_down;
     _Atomic bool stop_requested;
+    _Atomic uint32_t calls_in_use; /* slots out of the pool: armed or being handled */
     bool started;
     int port;
     void (*on_shutdown)(void *ctx);
@@ -118,6 +119,7 @@ static struct rpc_call *pool_take(struct rpc_server *server)
     if (call != NULL) {
         server->free_calls = call->next_free;
         call->next_free = NULL;
+        atomic_fetch_add(&server->calls_in_use, 1);
     }
     return call;
 }
@@ -197,8 +199,24 @@ static void call_release(struct rpc_call *call)
     pthread_mutex_lock(&server->lock);
     call->next_free = server->free_calls;
     server->free_calls = call;
+    atomic_fetch_sub(&server->calls_in_use, 1);
     rearm_locked(server);
     pthread_mutex_unlock(&server->lock);
+}
+
+/* After shutdown every armed slot has come back; what is still out is a call a
+ * handler has not answered yet (a reply promised by another thread). Freeing it
+ * under that thread would be a use after free, so wait, and if it never comes,
+ * leave the server allocated rather than crash: a bounded leak at exit. */
+static bool wait_handlers_done(struct rpc_server *server, uint32_t ms)
+{
+    for (uint32_t waited = 0; atomic_load(&server->calls_in_use) != 0; waited += 10) {
+        if (waited >= ms)
+            return false;
+        struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return true;
 }
 
 static void call_ref(struct rpc_call *call)
@@ -718,6 +736,11 @@ void rpc_server_destroy(struct rpc_server *server)
     if (server == NULL)
         return;
     rpc_server_shutdown(server, 2000); /* no-op if already done; waits for the shutdown tag */
+    if (server->started && !wait_handlers_done(server, 10000)) {
+        rpc_log(RPC_LOG_ERROR, "", "%u calls were never answered by their handlers; not freeing the server",
+                atomic_load(&server->calls_in_use));
+        return;
+    }
     grpc_server_destroy(server->server);
     grpc_completion_queue_shutdown(server->cq);
     if (server->started) {

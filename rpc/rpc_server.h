@@ -78,6 +78,8 @@ void rpc_signals_block(void);
 void rpc_server_stop(struct rpc_server *server);
 /* Stop accepting, wait for in-flight calls up to grace_ms, cancel the rest. */
 void rpc_server_shutdown(struct rpc_server *server, uint32_t grace_ms);
+/* Every call must have been answered (a handler that promised a reply from
+ * another thread must have sent it); destroy waits up to 10 s for stragglers. */
 void rpc_server_destroy(struct rpc_server *server);
 bool rpc_server_shutting_down(const struct rpc_server *server);
 /* Hook run when shutdown starts (e.g. health goes NOT_SERVING). */

@@ -518,6 +518,25 @@ enum tk_status sc_hold_get(struct sc_engine *engine, uint64_t event_id, uint64_t
     return hold_get(ev, hold_id, out);
 }
 
+enum tk_status sc_seat_hold_get(struct sc_engine *engine, uint64_t event_id, uint32_t seat_id,
+                                struct sc_hold_info *out)
+{
+    struct sc_event *ev = engine_event(engine, event_id);
+    if (ev == NULL)
+        return TK_ERR_NOT_FOUND;
+    if (seat_id >= ev->capacity)
+        return TK_ERR_INVALID;
+    uint64_t w = atomic_load_explicit(&ev->seats[seat_id], memory_order_acquire);
+    if (seat_word_state(w) != SC_SEAT_HELD || seat_word_ref(w) >= ev->holds_max)
+        return TK_ERR_NOT_FOUND;
+    uint32_t slot = seat_word_ref(w);
+    uint64_t slot_w = atomic_load_explicit(&ev->slots[slot].word, memory_order_acquire);
+    enum tk_status status = hold_get(ev, hold_id_make(slot, slot_word_gen(slot_w)), out);
+    if (status != TK_OK || atomic_load_explicit(&ev->seats[seat_id], memory_order_acquire) != w)
+        return TK_ERR_NOT_FOUND; /* the hold ended (or is being claimed) while we looked */
+    return TK_OK;
+}
+
 enum tk_status sc_seat_get(struct sc_engine *engine, uint64_t event_id, uint32_t seat_id, enum sc_seat_state *state,
                            uint64_t *user_id)
 {

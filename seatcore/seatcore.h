@@ -185,6 +185,9 @@ struct sc_hold_info {
 };
 enum tk_status sc_hold_get(struct sc_engine *engine, uint64_t event_id, uint64_t hold_id, struct sc_hold_info *out);
 
+/* The live hold on a seat (TK_ERR_NOT_FOUND when the seat is not held). */
+enum tk_status sc_seat_hold_get(struct sc_engine *engine, uint64_t event_id, uint32_t seat_id,
+                                struct sc_hold_info *out);
 /* Who holds or bought a seat (0 when free), for audits. */
 enum tk_status sc_seat_get(struct sc_engine *engine, uint64_t event_id, uint32_t seat_id, enum sc_seat_state *state,
                            uint64_t *user_id);

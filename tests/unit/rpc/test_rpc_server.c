@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +25,8 @@
 #define FAIL "/tiketi.test.Test/Fail"
 #define STREAM "/tiketi.test.Test/Stream"
 
+static _Atomic int laters_running; /* teardown waits for them: they hold calls */
+
 struct later {
     struct rpc_call *call;
     uint64_t event_id;
@@ -38,6 +41,7 @@ static void *later_thread(void *arg)
     reply.event_id = later->event_id;
     rpc_reply(later->call, &reply.base); /* from a thread that is not the server's */
     free(later);
+    atomic_fetch_sub(&laters_running, 1);
     return NULL;
 }
 
@@ -58,6 +62,7 @@ static void on_later(struct rpc_call *call, const ProtobufCMessage *message, voi
     struct later *later = malloc(sizeof(*later));
     *later = (struct later){.call = call, .event_id = req->event_id, .delay_ms = (uint32_t)(req->event_id % 1000)};
     pthread_t thread;
+    atomic_fetch_add(&laters_running, 1);
     pthread_create(&thread, NULL, later_thread, later);
     pthread_detach(thread);
 }
@@ -125,6 +130,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    for (int i = 0; i < 500 && atomic_load(&laters_running) > 0; i++)
+        usleep(10000);
     rpc_channel_close(channel);
     rpc_server_destroy(server);
     rpc_health_destroy(health);
