@@ -707,11 +707,18 @@ void rpc_server_shutdown(struct rpc_server *server, uint32_t grace_ms)
         return;
     rpc_log(RPC_LOG_INFO, "", "shutting down: no new calls; waiting up to %u ms for calls in flight", grace_ms);
     grpc_server_shutdown_and_notify(server->server, server->cq, &server->tag_shutdown);
-    if (!wait_shutdown(server, grace_ms)) {
-        rpc_log(RPC_LOG_WARN, "", "grace period over: cancelling the calls still in flight");
-        grpc_server_cancel_all_calls(server->server);
-        wait_shutdown(server, 10000);
-    }
+    /* The notification also waits for idle client connections to go away, which
+     * can take the whole grace period; what matters is the calls in flight. Once
+     * none are left (armed slots come back on their own), cancel the rest. */
+    uint32_t waited = 0;
+    while (waited < grace_ms && atomic_load(&server->calls_in_use) != 0 && !wait_shutdown(server, 10))
+        waited += 10;
+    if (atomic_load(&server->calls_in_use) != 0 && !wait_shutdown(server, 0))
+        rpc_log(RPC_LOG_WARN, "", "grace period over: cancelling %u calls still in flight",
+                atomic_load(&server->calls_in_use));
+    grpc_server_cancel_all_calls(server->server);
+    if (!wait_shutdown(server, 10000))
+        rpc_log(RPC_LOG_ERROR, "", "the gRPC server did not shut down within 10 s after cancelling its calls");
 }
 
 void rpc_server_run(struct rpc_server *server, uint32_t grace_ms)

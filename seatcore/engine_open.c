@@ -116,6 +116,25 @@ static enum tk_status engine_replay(void *ctx, const struct wal_record_view *rec
     }
 }
 
+/* An event's version names a seat map (ETags, deltas), so it must never go
+ * back: replay does not count changes, and changes seen before a crash may not
+ * have been logged. After recovery it becomes the largest of what the snapshot
+ * said, the sum of the seat versions (every change raises it), and the wall
+ * clock in microseconds (ahead of any count of changes made since the last
+ * recovery, at under a million changes a second per event). */
+static void event_version_after_recovery(struct sc_event *ev, int64_t now_ms)
+{
+    uint64_t sum = 0;
+    for (uint32_t seat = 0; seat < ev->capacity; seat++)
+        sum += seat_word_version(atomic_load_explicit(&ev->seats[seat], memory_order_relaxed));
+    uint64_t version = atomic_load(&ev->version);
+    if (sum > version)
+        version = sum;
+    if ((uint64_t)now_ms * 1000u > version)
+        version = (uint64_t)now_ms * 1000u;
+    atomic_store(&ev->version, version + 1);
+}
+
 static uint32_t round_pow2(uint32_t v)
 {
     uint32_t p = 1;
@@ -210,6 +229,7 @@ static enum tk_status engine_recover(struct sc_engine *engine, const struct sc_e
                      (unsigned long long)engine->events[i]->event_id, engine->data_dir, tk_status_message(status));
             return status;
         }
+        event_version_after_recovery(engine->events[i], now_ms);
         if (engine->events[i]->queue != NULL)
             queue_recovered(engine->events[i]->queue, now_ms);
     }

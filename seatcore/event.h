@@ -146,13 +146,15 @@ struct sc_event {
     uint32_t users_mask;
     struct queue *queue; /* NULL when the event has no waiting room */
     _Atomic uint64_t queue_tick_lsn; /* LSN of the last ticker step that changed the queue */
+    /* Read by every hold, written only by close/cancel: kept off the lines the
+     * hot path writes, so reading it never pulls a line another core owns. */
+    _Atomic uint32_t state; /* enum sc_event_state */
     uint64_t memory_bytes;
 
     alignas(64) _Atomic uint64_t free_head; /* tag << 32 | (slot + 1) */
     alignas(64) _Atomic uint64_t counts;    /* held << 32 | sold */
     _Atomic uint64_t version;
     _Atomic uint32_t active_holds;
-    _Atomic uint32_t state; /* enum sc_event_state */
     alignas(64) uint32_t sweep_cursor; /* ticker thread only */
 };
 

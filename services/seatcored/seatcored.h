@@ -15,6 +15,8 @@ struct seatcored {
 };
 
 #define SEATCORED_BATCH_OPS_MAX 4096u
+/* Below the rpc layer's per-call arena limit (8 MiB), with room for the request. */
+#define SEATCORED_BATCH_ARENA_BYTES_MAX (6u << 20)
 #define SEATCORED_IDEMPOTENCY_KEY_BYTES_MAX 255u
 
 /* The SeatCore method table (seatcored_handlers.c). */

@@ -80,7 +80,9 @@ static Tiketi__V1__Section **sections_out(struct rpc_arena *arena, const struct 
         return NULL;
     for (uint32_t s = 0; s < spec->section_count; s++) {
         tiketi__v1__section__init(&items[s]);
-        items[s].name = (char *)spec->sections[s].name;
+        items[s].name = rpc_arena_strdup(arena, spec->sections[s].name);
+        if (items[s].name == NULL)
+            return NULL;
         items[s].rows = spec->sections[s].rows;
         items[s].seats_per_row = spec->sections[s].seats_per_row;
         items[s].price_cents = spec->sections[s].price_cents;
@@ -94,10 +96,11 @@ static Tiketi__V1__EventInfo *event_info_out(struct seatcored *daemon, struct rp
                                              enum tk_status *status)
 {
     struct sc_event_info info;
-    struct sc_event_spec *spec = rpc_arena_alloc(arena, sizeof(*spec));
+    struct sc_event_spec spec_copy; /* on the stack: only what the reply needs goes to the arena */
+    struct sc_event_spec *spec = &spec_copy;
     Tiketi__V1__EventInfo *out = rpc_arena_alloc(arena, sizeof(*out));
     Tiketi__V1__QueueSettings *queue = rpc_arena_alloc(arena, sizeof(*queue));
-    if (spec == NULL || out == NULL || queue == NULL) {
+    if (out == NULL || queue == NULL) {
         *status = TK_ERR_FULL;
         return NULL;
     }
@@ -596,12 +599,36 @@ static bool batch_result(struct rpc_arena *arena, const struct outcome *o, Tiket
     return true;
 }
 
+/* The most arena memory one operation's result can take (reply and error). */
+static size_t batch_op_bytes(struct seatcored *d, const Tiketi__V1__BatchOp *op)
+{
+    struct sc_event_spec spec;
+    switch (op->op_case) {
+    case TIKETI__V1__BATCH_OP__OP_GET_EVENT:
+        if (op->get_event == NULL || sc_event_spec_get(d->engine, op->get_event->event_id, &spec) != TK_OK)
+            return 512; /* an error answer */
+        return 512 + spec.section_count * (sizeof(Tiketi__V1__Section) + sizeof(void *) + TK_SECTION_NAME_BYTES_MAX);
+    case TIKETI__V1__BATCH_OP__OP_QUEUE_JOIN:
+    case TIKETI__V1__BATCH_OP__OP_QUEUE_STATUS:
+        return 512 + SC_ADMISSION_TOKEN_BYTES_MAX;
+    default:
+        return 512;
+    }
+}
+
 static void on_batch(struct rpc_call *call, const ProtobufCMessage *message, void *ctx)
 {
     struct seatcored *d = ctx;
     const Tiketi__V1__BatchRequest *req = (const Tiketi__V1__BatchRequest *)message;
     if (req->n_ops > SEATCORED_BATCH_OPS_MAX)
         { fail(call, TK_ERR_FULL, "a batch carries at most 4096 operations", NULL, 0); return; }
+    /* All or nothing for memory: a batch that could run out of call memory half
+     * way is refused before any operation runs, never after some changed seats. */
+    size_t need = 0;
+    for (size_t i = 0; i < req->n_ops; i++)
+        need += batch_op_bytes(d, req->ops[i]) + sizeof(Tiketi__V1__BatchResult) + sizeof(void *);
+    if (need > SEATCORED_BATCH_ARENA_BYTES_MAX)
+        { fail(call, TK_ERR_FULL, "the batch's replies would not fit in the call's memory: split it", NULL, 0); return; }
     struct rpc_arena *arena = rpc_call_arena(call);
     Tiketi__V1__BatchReply *reply = rpc_arena_alloc(arena, sizeof(*reply));
     Tiketi__V1__BatchResult **list = rpc_arena_alloc(arena, (req->n_ops + 1) * sizeof(*list));

@@ -8,7 +8,7 @@ import unittest
 import grpc
 
 import health_pb2
-from harness import (FREE, METHODS, SeatcoreTestCase, env, known_bug, next_event_id, pb, rpc, section)
+from harness import (FREE, METHODS, SeatcoreTestCase, env, next_event_id, pb, rpc, section)
 
 C = grpc.StatusCode
 
@@ -215,9 +215,6 @@ class BatchBoundsTest(SeatcoreTestCase):
         self.assertEqual(len(reply.results), 4096)
         self.assertEqual({r.code for r in reply.results}, {C.NOT_FOUND.value[0]})
 
-    @known_bug("seatcored_handlers.c event_info_out() takes a whole struct sc_event_spec (~2.9 kB) from the "
-               "call's 8 MiB arena per get_event op, so a batch of ~2400+ get_event ops (under the 4096 bound) "
-               "fails as a whole with RESOURCE_EXHAUSTED 'out of call memory'")
     def test_batch_of_4096_get_event_ops_is_answered(self):
         eid = self.create_event().event_id
         ops = [pb.BatchOp(get_event=pb.EventRef(event_id=eid))] * 4096
@@ -225,9 +222,6 @@ class BatchBoundsTest(SeatcoreTestCase):
                               "4096 get_event operations (the documented bound)")
         self.assertEqual(len(reply.results), 4096)
 
-    @known_bug("on_batch() (seatcored_handlers.c) runs the ops one by one against the engine and, when the "
-               "arena runs out part-way, fails the whole call: the ops already run (here a hold) stay applied "
-               "although the caller was told the batch failed")
     def test_a_batch_that_fails_has_changed_nothing(self):
         eid = self.create_event().event_id
         ops = [pb.BatchOp(hold=pb.HoldRequest(event_id=eid, user_id=1, seats=[0]))]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from harness import HELD, SOLD, Client, Daemon, SeatcoreTestCase, env, known_bug, pb, rpc, section
+from harness import HELD, SOLD, Client, Daemon, SeatcoreTestCase, env, pb, rpc, section
 
 C = grpc.StatusCode
 THREADS = 6
@@ -339,10 +339,6 @@ class DurabilityTest(SeatcoreTestCase):
         rc, _ = daemon.terminate()
         self.assertEqual(rc, 0)
 
-    @known_bug("seatcore recovery does not restore an event's version: WAL replay (hold.c hold_replay_hold / "
-               "hold_replay_end / hold_replay_return, called from engine_open.c) never advances ev->version and "
-               "event_rebuild_derived() does not recompute it; only a snapshot load sets it (snapshot.c). After a "
-               "restart the version restarts from 0 (or the snapshot's), so one version names two seat maps")
     def test_event_version_does_not_go_back_after_a_restart(self):
         daemon = self.start_daemon("version")
         eid = self.create_event().event_id

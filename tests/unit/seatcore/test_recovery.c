@@ -271,3 +271,21 @@ Test(recovery, failing_disk_stops_writes_instead_of_acknowledging)
     sc_engine_close(engine);
     wal_io_destroy(io);
 }
+
+Test(recovery, event_version_never_goes_back)
+{
+    struct sc_engine *engine = open_engine(NULL, TK_OK, NULL, 0);
+    make_history(engine);
+    struct sc_event_info before, after;
+    cr_assert_eq(sc_event_get(engine, EVENT, &before), TK_OK);
+    sc_engine_close(engine);
+    engine = open_engine(NULL, TK_OK, NULL, 0);
+    cr_assert_eq(sc_event_get(engine, EVENT, &after), TK_OK);
+    cr_assert_gt(after.version, before.version, "a version names one seat map: it only grows");
+    uint64_t hold;
+    cr_assert_eq(tk_test_hold(engine, EVENT, 700, (uint32_t[]){96}, 1, &hold), TK_OK);
+    struct sc_event_info later;
+    cr_assert_eq(sc_event_get(engine, EVENT, &later), TK_OK);
+    cr_assert_gt(later.version, after.version);
+    sc_engine_close(engine);
+}
