@@ -249,6 +249,8 @@ enum tk_status sc_queue_info(struct sc_engine *engine, uint64_t event_id, struct
     out->active = stats.active;
     out->head_rank = stats.head_rank;
     out->admission_rate_per_s = stats.admission_rate_per_s;
+    out->ranks_final = stats.ranks_final;
+    out->lsn = atomic_load_explicit(&ev->queue_tick_lsn, memory_order_acquire);
     return TK_OK;
 }
 

@@ -1592,6 +1592,7 @@ void queue_stats(const struct queue *q, struct queue_stats *out)
     out->active = atomic_load_explicit(&q->active, memory_order_relaxed);
     out->head_rank = atomic_load_explicit(&q->head, memory_order_relaxed);
     out->admission_rate_per_s = atomic_load_explicit(&q->rate_milli, memory_order_relaxed) / 1000.0;
+    out->ranks_final = !q->config.randomize_pre_open || atomic_load(&q->pre_open_plus1) != 0;
     TK_ASSERT(out->active <= q->config.max_active);
 }
 

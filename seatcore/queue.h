@@ -92,6 +92,7 @@ struct queue_stats {
     uint32_t active;     /* admitted, not yet expired by the ticker, not left */
     uint32_t head_rank;  /* next admission rank the ticker considers */
     double admission_rate_per_s; /* EWMA used for ETAs */
+    bool ranks_final;    /* false while arrivals before the opening may still be shuffled */
 };
 
 /* For admin tools and tests: one ticket by number. */

@@ -241,6 +241,8 @@ struct sc_queue_info {
     uint32_t active;       /* admitted and not yet expired */
     uint32_t head_rank;    /* ranks below were admitted or skipped */
     double admission_rate_per_s;
+    bool ranks_final;      /* false while arrivals before the opening may still be shuffled */
+    uint64_t lsn;          /* the last ticker step's record: show admissions once it is durable */
 };
 enum tk_status sc_queue_info(struct sc_engine *engine, uint64_t event_id, struct sc_queue_info *out);
 
@@ -251,7 +253,9 @@ struct sc_queue_admission {
     int64_t admission_expires_ms;
 };
 /* Admissions in rank order from from_rank up to the head, at most max; *next is
- * where to continue. Skipped and departed ranks are passed over. */
+ * where to continue. Skipped and departed ranks are passed over. Admissions come
+ * from ticker steps that may not be durable yet: show them once sc_queue_info's
+ * lsn is (then a crash cannot take them back). */
 enum tk_status sc_queue_admitted(struct sc_engine *engine, uint64_t event_id, uint32_t from_rank,
                                  struct sc_queue_admission *out, uint32_t max, uint32_t *count, uint32_t *next);
 /* The admission token of an admission (SC_ADMISSION_TOKEN_BYTES_MAX bytes of room). */

@@ -500,7 +500,14 @@ static void on_get_queue_info(struct rpc_call *call, const ProtobufCMessage *mes
     reply.active = info.active;
     reply.head_rank = info.head_rank;
     reply.admission_rate_per_s = info.admission_rate_per_s;
-    rpc_reply(call, &reply.base);
+    reply.ranks_final = info.ranks_final;
+    Tiketi__V1__QueueInfo *kept = rpc_arena_alloc(rpc_call_arena(call), sizeof(*kept));
+    if (kept == NULL) {
+        fail(call, TK_ERR_FULL, "out of call memory", NULL, 0);
+        return;
+    }
+    *kept = reply;
+    reply_when_durable(d, call, info.lsn, &kept->base); /* the head it shows must not go back */
 }
 
 #define ADMISSIONS_LIST_MAX 1000u
@@ -519,7 +526,10 @@ static void on_list_admissions(struct rpc_call *call, const ProtobufCMessage *me
         return;
     }
     uint32_t count, next;
-    enum tk_status status = sc_queue_admitted(d->engine, req->event_id, req->from_rank, found, limit, &count, &next);
+    struct sc_queue_info info; /* read first: its LSN covers every admission listed after it */
+    enum tk_status status = sc_queue_info(d->engine, req->event_id, &info);
+    if (status == TK_OK)
+        status = sc_queue_admitted(d->engine, req->event_id, req->from_rank, found, limit, &count, &next);
     for (uint32_t i = 0; status == TK_OK && i < count; i++) {
         tiketi__v1__admission__init(&items[i]);
         items[i].user_id = found[i].user_id;
@@ -538,11 +548,17 @@ static void on_list_admissions(struct rpc_call *call, const ProtobufCMessage *me
         fail(call, status, status == TK_ERR_INVALID ? "the event has no waiting room" : NULL, NULL, 0);
         return;
     }
-    Tiketi__V1__ListAdmissionsReply reply = TIKETI__V1__LIST_ADMISSIONS_REPLY__INIT;
-    reply.admissions = list;
-    reply.n_admissions = count;
-    reply.next_rank = next;
-    rpc_reply(call, &reply.base);
+    Tiketi__V1__ListAdmissionsReply *reply = rpc_arena_alloc(arena, sizeof(*reply));
+    if (reply == NULL) {
+        fail(call, TK_ERR_FULL, "out of call memory", NULL, 0);
+        return;
+    }
+    tiketi__v1__list_admissions_reply__init(reply);
+    reply->admissions = list;
+    reply->n_admissions = count;
+    reply->next_rank = next;
+    /* Tokens are only handed out once the admissions cannot be lost in a crash. */
+    reply_when_durable(d, call, sc_queue_info(d->engine, req->event_id, &info) == TK_OK ? info.lsn : 0, &reply->base);
 }
 
 /* ---- batch ---- */
@@ -560,6 +576,7 @@ static void run_batch_op(struct seatcored *d, struct rpc_arena *arena, const Tik
     case TIKETI__V1__BATCH_OP__OP_QUEUE_STATUS: { run_queue(d, arena, op->queue_status, QUEUE_STATUS, o); return; }
     case TIKETI__V1__BATCH_OP__OP_QUEUE_LEAVE: { run_queue(d, arena, op->queue_leave, QUEUE_LEAVE, o); return; }
     case TIKETI__V1__BATCH_OP__OP_GET_EVENT: { run_get_event(d, arena, op->get_event->event_id, o); return; }
+    case TIKETI__V1__BATCH_OP__OP_QUEUE_HEARTBEAT: { run_queue(d, arena, op->queue_heartbeat, QUEUE_HEARTBEAT, o); return; }
     default:
         o->status = TK_ERR_INVALID;
         o->message = "empty batch operation";

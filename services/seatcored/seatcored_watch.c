@@ -162,6 +162,7 @@ static void send_queue(struct seatcored_watch *watch, struct watcher *w)
     message.event_id = w->event_id;
     message.user_id = w->user_id;
     message.ticket = view.ticket;
+    message.rank = view.rank;
     message.position = view.position;
     message.eta_s = view.eta_s;
     message.state = (Tiketi__V1__QueueState)view.state;
