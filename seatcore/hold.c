@@ -476,8 +476,13 @@ enum tk_status hold_get(struct sc_event *ev, uint64_t hold_id, struct sc_hold_in
     out->expires_at_ms = atomic_load_explicit(&s->expires_at_ms, memory_order_relaxed);
     out->seat_count = user_word_count(owner);
     TK_ASSERT(out->seat_count >= 1 && out->seat_count <= TK_SEATS_PER_HOLD_MAX);
-    for (uint32_t i = 0; i < out->seat_count; i++)
+    out->amount_cents = 0;
+    for (uint32_t i = 0; i < out->seat_count; i++) {
         out->seats[i] = atomic_load_explicit(&s->seats[i], memory_order_relaxed);
+        if (out->seats[i] >= ev->capacity)
+            return TK_ERR_NOT_FOUND; /* refilled under us: the check below would say so too */
+        out->amount_cents += event_price_of(ev, out->seats[i]);
+    }
     if (atomic_load_explicit(&s->word, memory_order_acquire) != w)
         return TK_ERR_NOT_FOUND; /* ended while we read it */
     return TK_OK;

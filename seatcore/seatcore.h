@@ -180,6 +180,7 @@ struct sc_hold_info {
     uint64_t hold_id;
     uint64_t user_id;
     int64_t expires_at_ms;
+    uint64_t amount_cents;
     uint32_t seat_count;
     uint32_t seats[TK_SEATS_PER_HOLD_MAX];
 };

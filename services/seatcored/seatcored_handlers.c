@@ -382,7 +382,7 @@ static void on_get_hold(struct rpc_call *call, const ProtobufCMessage *message, 
     if (status != TK_OK)
         { fail(call, status, NULL, NULL, 0); return; }
     struct sc_hold_result result = {.hold_id = info.hold_id, .expires_at_ms = info.expires_at_ms,
-                                    .seat_count = info.seat_count};
+                                    .seat_count = info.seat_count, .amount_cents = info.amount_cents};
     memcpy(result.seats, info.seats, sizeof(info.seats));
     Tiketi__V1__HoldReply *reply = hold_reply_out(rpc_call_arena(call), &result, info.user_id);
     if (reply == NULL)
