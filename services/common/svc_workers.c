@@ -77,7 +77,8 @@ static bool connect_redis(struct svc_workers *pool, struct svc_worker *w, char *
         redisSetTimeout(w->redis, timeout);
         return true;
     }
-    snprintf(err, err_len, "Redis %s:%d: %s", pool->redis_host, pool->redis_port,
+    /* bounded parts: the message must fit err (256) whatever the host name */
+    snprintf(err, err_len, "Redis %.96s:%d: %.128s", pool->redis_host, pool->redis_port,
              w->redis ? w->redis->errstr : "out of memory");
     return false;
 }

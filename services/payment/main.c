@@ -50,7 +50,8 @@ static int start_gateway(struct payment_service *svc, const struct payment_confi
         .breaker = {.window_calls = config->breaker_window_calls,
                     .failure_percent = config->breaker_failure_percent,
                     .open_ms = config->breaker_open_ms,
-                    .window_ms = config->breaker_window_ms},
+                    .window_ms = config->breaker_window_ms,
+                    .probe_calls = config->breaker_probe_calls},
     };
     char err[256];
     if (payment_gateway_create(&svc->gateway, &gateway, err, sizeof(err)) != TK_OK) {
@@ -101,9 +102,10 @@ int main(int argc, char **argv)
                          "tiketi.v1.Payments") != TK_OK)
         goto done;
     rpc_log(RPC_LOG_INFO, "",
-            "gateway %s (%s): timeout %u ms, %u attempts; breaker %u calls at %u%%, open %u ms", config.gateway_url,
+            "gateway %s (%s): timeout %u ms, %u attempts; breaker %u calls at %u%%, open %u ms, %u probes",
+            config.gateway_url,
             config.gateway_name, config.gateway_timeout_ms, config.gateway_attempts, config.breaker_window_calls,
-            config.breaker_failure_percent, config.breaker_open_ms);
+            config.breaker_failure_percent, config.breaker_open_ms, config.breaker_probe_calls);
     svc_daemon_run(&daemon, &config.common);
     svc_workers_stop(svc.workers); /* jobs still queued answer calls the server already cancelled: harmless */
     svc.workers = NULL;

@@ -21,6 +21,10 @@ bool payment_breaker_config_check(const struct payment_breaker_config *config, c
         snprintf(why, why_len, "the breaker failure threshold must be 1..100 percent");
         return false;
     }
+    if (config->probe_calls > PAYMENT_BREAKER_PROBE_CALLS_MAX) {
+        snprintf(why, why_len, "the breaker probes must be 1..%u calls", PAYMENT_BREAKER_PROBE_CALLS_MAX);
+        return false;
+    }
     if (config->open_ms < 1) {
         snprintf(why, why_len, "the breaker open period must be at least 1 ms");
         return false;
@@ -34,7 +38,7 @@ static void enter_locked(struct payment_breaker *b, enum payment_breaker_state s
     TK_ASSERT(state != b->state);
     b->state = state;
     b->generation++;
-    b->probe_in_flight = false;
+    b->probes_granted = b->probes_ok = b->probes_failed = 0;
     if (state == PAYMENT_BREAKER_OPEN)
         b->opened_at_ms = now_ms;
     if (state == PAYMENT_BREAKER_CLOSED)
@@ -52,6 +56,8 @@ void payment_breaker_init(struct payment_breaker *b, const struct payment_breake
     b->config = *config;
     if (b->config.probe_timeout_ms == 0)
         b->config.probe_timeout_ms = b->config.open_ms;
+    if (b->config.probe_calls == 0)
+        b->config.probe_calls = 1;
     b->state = PAYMENT_BREAKER_CLOSED;
     b->generation = 1;
     int rc = pthread_mutex_init(&b->lock, NULL);
@@ -76,9 +82,11 @@ static void advance_locked(struct payment_breaker *b, int64_t now_ms)
         enter_locked(b, PAYMENT_BREAKER_HALF_OPEN, now_ms);
 }
 
+/* A probe can be granted: this round has one left, or the round went silent. */
 static bool probe_free_locked(const struct payment_breaker *b, int64_t now_ms)
 {
-    return !b->probe_in_flight || now_ms - b->probe_started_ms >= (int64_t)b->config.probe_timeout_ms;
+    return b->probes_granted < b->config.probe_calls ||
+           now_ms - b->probe_started_ms >= (int64_t)b->config.probe_timeout_ms;
 }
 
 struct payment_breaker_ticket payment_breaker_acquire(struct payment_breaker *b, int64_t now_ms)
@@ -93,9 +101,11 @@ struct payment_breaker_ticket payment_breaker_acquire(struct payment_breaker *b,
         break;
     case PAYMENT_BREAKER_HALF_OPEN:
         if (probe_free_locked(b, now_ms)) {
-            if (b->probe_in_flight)
-                b->generation++; /* the silent probe's late outcome no longer counts */
-            b->probe_in_flight = true;
+            if (b->probes_granted == b->config.probe_calls) {
+                b->generation++; /* a new round: the silent probes' late outcomes no longer count */
+                b->probes_granted = b->probes_ok = b->probes_failed = 0;
+            }
+            b->probes_granted++;
             b->probe_started_ms = now_ms;
             ticket = (struct payment_breaker_ticket){.generation = b->generation, .allowed = true, .probe = true};
         }
@@ -146,6 +156,21 @@ static void record_closed_locked(struct payment_breaker *b, bool failed, int64_t
         enter_locked(b, PAYMENT_BREAKER_OPEN, now_ms);
 }
 
+/* Judges the round as soon as its outcome is certain, not only when it is complete. */
+static void record_probe_locked(struct payment_breaker *b, bool failed, int64_t now_ms)
+{
+    const uint64_t calls = b->config.probe_calls, percent = b->config.failure_percent;
+    if (failed)
+        b->probes_failed++;
+    else
+        b->probes_ok++;
+    TK_ASSERT(b->probes_ok + b->probes_failed <= b->probes_granted && b->probes_granted <= calls);
+    if ((uint64_t)b->probes_failed * 100u >= percent * calls)
+        enter_locked(b, PAYMENT_BREAKER_OPEN, now_ms);
+    else if ((calls - b->probes_ok) * 100u < percent * calls) /* even all the rest failing cannot reopen it */
+        enter_locked(b, PAYMENT_BREAKER_CLOSED, now_ms);
+}
+
 void payment_breaker_record(struct payment_breaker *b, struct payment_breaker_ticket ticket, bool failed,
                             int64_t now_ms)
 {
@@ -154,8 +179,8 @@ void payment_breaker_record(struct payment_breaker *b, struct payment_breaker_ti
     pthread_mutex_lock(&b->lock);
     if (ticket.generation == b->generation) {
         if (ticket.probe) {
-            TK_ASSERT(b->state == PAYMENT_BREAKER_HALF_OPEN && b->probe_in_flight);
-            enter_locked(b, failed ? PAYMENT_BREAKER_OPEN : PAYMENT_BREAKER_CLOSED, now_ms);
+            TK_ASSERT(b->state == PAYMENT_BREAKER_HALF_OPEN);
+            record_probe_locked(b, failed, now_ms);
         } else {
             TK_ASSERT(b->state == PAYMENT_BREAKER_CLOSED);
             record_closed_locked(b, failed, now_ms);

@@ -4,10 +4,14 @@
  * last window_calls outcomes; once the ring holds window_calls outcomes no older
  * than window_ms and at least failure_percent of them failed, the breaker OPENS.
  * OPEN: every call is refused at once (the caller answers "payment_unavailable"
- * without touching the network) for open_ms. Then HALF_OPEN: exactly one call,
- * the probe, goes through; its success closes the breaker (with an empty ring),
- * its failure opens it again for another open_ms. A probe that never reports
- * back within probe_timeout_ms is replaced by a new one.
+ * without touching the network) for open_ms. Then HALF_OPEN: probe_calls calls,
+ * the probes, go through and are judged like the window: as soon as their
+ * failures reach failure_percent of probe_calls the breaker opens again for
+ * another open_ms; as soon as they no longer can, it closes (with an empty
+ * ring). More than one probe matters: with a single probe, one customer's
+ * payment that keeps failing (and is retried every open period) can take every
+ * probe and hold the breaker open for everyone. A round whose probes have not
+ * all reported back within probe_timeout_ms is replaced by a new round.
  *
  * Every permission is a ticket stamped with the breaker's generation (bumped on
  * each transition), and an outcome is only counted if its ticket is of the
@@ -35,13 +39,15 @@ enum payment_breaker_state {
 
 #define PAYMENT_BREAKER_WINDOW_CALLS_MIN 2u
 #define PAYMENT_BREAKER_WINDOW_CALLS_MAX 1024u
+#define PAYMENT_BREAKER_PROBE_CALLS_MAX 100u
 
 struct payment_breaker_config {
     uint32_t window_calls;     /* outcomes judged together (>= 10 in production) */
     uint32_t failure_percent;  /* opens when failures * 100 >= failure_percent * window_calls */
     uint32_t open_ms;          /* how long OPEN refuses calls before the probe */
     uint32_t window_ms;        /* outcomes older than this are forgotten; 0: never */
-    uint32_t probe_timeout_ms; /* a probe silent this long is replaced; 0: open_ms */
+    uint32_t probe_timeout_ms; /* a probe round silent this long is replaced; 0: open_ms */
+    uint32_t probe_calls;      /* probes judged together when half-open; 0: 1 */
 };
 
 /* A permission to call (allowed) or a refusal. Pass it back to record(). */
@@ -57,8 +63,8 @@ struct payment_breaker {
     enum payment_breaker_state state;
     uint64_t generation;
     int64_t opened_at_ms;
-    int64_t probe_started_ms;
-    bool probe_in_flight;
+    int64_t probe_started_ms;              /* when the last probe of this round was granted */
+    uint32_t probes_granted, probes_ok, probes_failed; /* this half-open round */
     uint32_t ring_head, ring_count; /* the last outcomes, oldest at ring_head */
     int64_t ring_at_ms[PAYMENT_BREAKER_WINDOW_CALLS_MAX];
     bool ring_failed[PAYMENT_BREAKER_WINDOW_CALLS_MAX];

@@ -27,6 +27,7 @@ static void defaults(struct payment_config *c)
     c->breaker_failure_percent = 50;
     c->breaker_open_ms = 30000;
     c->breaker_window_ms = 60000;
+    c->breaker_probe_calls = 5;
 }
 
 static int check(struct payment_config *c)
@@ -48,7 +49,8 @@ static int check(struct payment_config *c)
     struct payment_breaker_config breaker = {.window_calls = c->breaker_window_calls,
                                              .failure_percent = c->breaker_failure_percent,
                                              .open_ms = c->breaker_open_ms,
-                                             .window_ms = c->breaker_window_ms};
+                                             .window_ms = c->breaker_window_ms,
+                                             .probe_calls = c->breaker_probe_calls};
     char why[160];
     if (!payment_breaker_config_check(&breaker, why, sizeof(why))) {
         fprintf(stderr, "payment-svc: %s\n", why);
@@ -92,6 +94,8 @@ int payment_config_parse(struct payment_config *c, int argc, char **argv)
          U32(breaker_open_ms, 1, 3600000)},
         {"breaker-window-ms", "PAYMENT_BREAKER_WINDOW_MS", "outcomes older than this are forgotten (default 60000; 0 never)",
          U32(breaker_window_ms, 0, 86400000)},
+        {"breaker-probes", "PAYMENT_BREAKER_PROBES", "calls let through and judged together when half-open (default 5)",
+         U32(breaker_probe_calls, 1, PAYMENT_BREAKER_PROBE_CALLS_MAX)},
     };
     _Static_assert(sizeof(own) / sizeof(own[0]) + 8 <= SVC_FLAGS_MAX, "the flag table fits");
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)

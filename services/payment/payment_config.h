@@ -2,7 +2,8 @@
  *
  * Every setting has a flag and an environment variable (flags win). The gateway
  * and breaker settings default to production values (3 s per gateway call,
- * breaker over 10 calls at 50 %, open 30 s); tests shorten them by flag. */
+ * breaker over 10 calls at 50 %, open 30 s,
+ * then 5 probes); tests shorten them by flag. */
 #ifndef PAYMENT_CONFIG_H
 #define PAYMENT_CONFIG_H
 
@@ -26,6 +27,7 @@ struct payment_config {
     uint32_t breaker_failure_percent;
     uint32_t breaker_open_ms;
     uint32_t breaker_window_ms;
+    uint32_t breaker_probe_calls;
     bool check_only;
 };
 

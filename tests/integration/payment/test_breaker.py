@@ -24,7 +24,10 @@ class BreakerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pair = harness.Pair("breaker", svc_flags=["--gateway-timeout-ms", str(TIMEOUT_MS), "--breaker-open-ms",
-                                                      str(OPEN_MS), "--workers", "12"])
+                                                      str(OPEN_MS), "--workers", "12",
+                                                      # one probe per round keeps each step of the walk
+                                                      # observable; rounds of several probes are unit-tested
+                                                      "--breaker-probes", "1"])
         cls.client, cls.sim, cls.metrics = cls.pair.client, cls.pair.sim_api, cls.pair.metrics_url
 
     @classmethod

@@ -227,8 +227,67 @@ Test(payment_breaker, config_check_refuses_what_it_cannot_do)
     cr_assert_str_eq(payment_breaker_state_name(PAYMENT_BREAKER_HALF_OPEN), "half_open");
 }
 
-/* Many threads hammering one breaker: at most one probe is ever out at once
- * (counted across all threads) and the state stays one of the three. */
+Test(payment_breaker, one_failing_payment_cannot_hold_it_open_when_several_probes_are_judged)
+{
+    /* The case a single probe gets wrong: one customer's charge keeps failing and
+     * is retried as soon as the breaker half-opens, while others' charges work. */
+    struct payment_breaker_config config = production;
+    config.probe_calls = 5;
+    struct payment_breaker b;
+    payment_breaker_init(&b, &config);
+    open_it(&b, 0);
+    struct payment_breaker_ticket failing = payment_breaker_acquire(&b, 30000);
+    cr_assert(failing.allowed && failing.probe);
+    payment_breaker_record(&b, failing, true, 30010);
+    cr_assert_eq(payment_breaker_state(&b, 30010), PAYMENT_BREAKER_HALF_OPEN, "1 failure of 5 decides nothing");
+    for (int i = 0; i < 2; i++) {
+        struct payment_breaker_ticket good = payment_breaker_acquire(&b, 30020 + i);
+        cr_assert(good.allowed && good.probe);
+        payment_breaker_record(&b, good, false, 30030 + i);
+        cr_assert_eq(payment_breaker_state(&b, 30030 + i), PAYMENT_BREAKER_HALF_OPEN);
+    }
+    struct payment_breaker_ticket third = payment_breaker_acquire(&b, 30040);
+    payment_breaker_record(&b, third, false, 30050);
+    cr_assert_eq(payment_breaker_state(&b, 30050), PAYMENT_BREAKER_CLOSED,
+                 "3 successes of 5: 2 more failures cannot reach 50 %%, so it closes at once");
+    payment_breaker_destroy(&b);
+}
+
+Test(payment_breaker, a_probe_round_reopens_as_soon_as_its_failures_reach_the_threshold)
+{
+    struct payment_breaker_config config = production;
+    config.probe_calls = 4;
+    struct payment_breaker b;
+    payment_breaker_init(&b, &config);
+    open_it(&b, 0);
+    struct payment_breaker_ticket t[5];
+    for (int i = 0; i < 4; i++) {
+        t[i] = payment_breaker_acquire(&b, 30000 + i);
+        cr_assert(t[i].allowed && t[i].probe);
+    }
+    t[4] = payment_breaker_acquire(&b, 30005);
+    cr_assert_not(t[4].allowed, "no more than probe_calls probes in a round");
+    payment_breaker_record(&b, t[0], true, 30100);
+    cr_assert_eq(payment_breaker_state(&b, 30100), PAYMENT_BREAKER_HALF_OPEN);
+    payment_breaker_record(&b, t[1], true, 30200);
+    cr_assert_eq(payment_breaker_state(&b, 30200), PAYMENT_BREAKER_OPEN, "2 of 4 is 50 %%: open again");
+    payment_breaker_record(&b, t[2], false, 30300); /* the round is over: a late success is stale */
+    cr_assert_eq(payment_breaker_state(&b, 30300), PAYMENT_BREAKER_OPEN);
+    cr_assert_not(payment_breaker_acquire(&b, 60199).allowed, "open counts from the deciding failure");
+    payment_breaker_destroy(&b);
+}
+
+Test(payment_breaker, probes_out_of_range_are_refused_by_the_check)
+{
+    struct payment_breaker_config config = production;
+    config.probe_calls = PAYMENT_BREAKER_PROBE_CALLS_MAX + 1;
+    char why[128];
+    cr_assert_not(payment_breaker_config_check(&config, why, sizeof(why)));
+    cr_assert(strstr(why, "probes") != NULL, "%s", why);
+}
+
+/* Many threads hammering one breaker: at most probe_calls probes are ever out at
+ * once (counted across all threads) and the state stays one of the three. */
 struct hammer_shared {
     struct payment_breaker *breaker;
     _Atomic int64_t clock;
@@ -269,10 +328,10 @@ static void *hammer_main(void *arg)
     return NULL;
 }
 
-Test(payment_breaker, concurrent_callers_never_get_two_probes)
+static void hammer_run(uint32_t probe_calls)
 {
     struct payment_breaker_config config = {.window_calls = 10, .failure_percent = 50, .open_ms = 50,
-                                            .probe_timeout_ms = 1000000000};
+                                            .probe_timeout_ms = 1000000000, .probe_calls = probe_calls};
     struct payment_breaker b;
     payment_breaker_init(&b, &config);
     struct hammer_shared shared = {.breaker = &b};
@@ -284,10 +343,20 @@ Test(payment_breaker, concurrent_callers_never_get_two_probes)
     }
     for (int i = 0; i < 4; i++)
         pthread_join(threads[i], NULL);
-    cr_assert_eq(atomic_load(&shared.probes_max), 1, "exactly one probe at a time (max seen %d)",
-                 atomic_load(&shared.probes_max));
+    cr_assert_leq(atomic_load(&shared.probes_max), (int)probe_calls, "at most %u probes at a time (max seen %d)",
+                  probe_calls, atomic_load(&shared.probes_max));
     cr_assert_gt(atomic_load(&shared.probes), 0);
     cr_assert_gt(atomic_load(&b.transitions[PAYMENT_BREAKER_OPEN]), 0);
     cr_assert_gt(atomic_load(&b.transitions[PAYMENT_BREAKER_HALF_OPEN]), 0);
     payment_breaker_destroy(&b);
+}
+
+Test(payment_breaker, concurrent_callers_never_get_two_probes)
+{
+    hammer_run(1);
+}
+
+Test(payment_breaker, concurrent_callers_never_get_more_probes_than_a_round_allows)
+{
+    hammer_run(3);
 }
