@@ -280,7 +280,8 @@ static enum tk_status load_slots(struct sc_event *ev, struct tk_reader *r)
     for (uint32_t i = 0; i < ev->holds_max && !r->failed; i++) {
         struct hold_slot *s = &ev->slots[i];
         uint64_t w = tk_get_u64(r);
-        if (slot_word_state(w) != SLOT_FREE && slot_word_state(w) != SLOT_ACTIVE)
+        /* A generation past 40 bits cannot make a hold id (hold_id_make asserts). */
+        if ((slot_word_state(w) != SLOT_FREE && slot_word_state(w) != SLOT_ACTIVE) || slot_word_gen(w) > SLOT_GEN_MAX)
             return TK_ERR_CORRUPT;
         atomic_store_explicit(&s->word, w, memory_order_relaxed);
         if (slot_word_state(w) != SLOT_ACTIVE)

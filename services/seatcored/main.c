@@ -6,7 +6,16 @@
  * streams and the ticker (expiries, admissions, snapshots). Then SERVING.
  * Stop (SIGTERM/SIGINT): NOT_SERVING, no new calls, calls in flight finish
  * within the grace period (their replies wait for the WAL, which keeps running),
- * then the engine flushes and closes, and the process exits 0. */
+ * then the engine flushes and closes, and the process exits 0.
+ *
+ * When the engine stops taking writes (its WAL failed: disk full, I/O error), the
+ * ticker notices within a tick: NOT_SERVING, the same shutdown, and exit status
+ * SEATCORED_EXIT_ENGINE_FAILED, so that the supervisor (tools/supervise, a
+ * Kubernetes restart) starts the shard again and recovery reconciles memory with
+ * what reached the log. Staying up would serve reads but refuse every write for
+ * ever while reporting SERVING (found by tests/reliability, wal-disk-full): the
+ * engine cannot resume by itself, because after a failed write or fsync only
+ * recovery from the file can tell what is durable. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,20 +28,44 @@
 #include "rpc_log.h"
 #include "rpc_metrics.h"
 #include "seatcored.h"
+#include "tk_assert.h"
 #include "token.h"
+
+/* The engine failed while serving (see the top of this file); 1 and 2 are start-up
+ * and configuration failures. */
+#define SEATCORED_EXIT_ENGINE_FAILED 3
 
 struct ticker {
     struct sc_engine *engine;
+    struct rpc_server *server;
+    struct rpc_health *health;
     uint32_t tick_ms;
     pthread_t thread;
     _Atomic bool stop;
+    _Atomic bool engine_failed;
 };
+
+/* Once the engine refuses writes, stop serving so that a restart recovers it. */
+static void ticker_check_engine(struct ticker *ticker)
+{
+    enum tk_status health = sc_engine_health(ticker->engine);
+    if (health == TK_OK || atomic_exchange(&ticker->engine_failed, true))
+        return;
+    TK_ASSERT(ticker->server != NULL && ticker->health != NULL);
+    rpc_log(RPC_LOG_ERROR, "",
+            "the engine stopped taking writes (%s: its WAL failed); not serving, exiting with status %d so that a "
+            "restart recovers from the log",
+            tk_status_name(health), SEATCORED_EXIT_ENGINE_FAILED);
+    rpc_health_set_serving(ticker->health, false);
+    rpc_server_stop(ticker->server);
+}
 
 static void *ticker_main(void *arg)
 {
     struct ticker *ticker = arg;
     while (!atomic_load(&ticker->stop)) {
         sc_engine_tick(ticker->engine);
+        ticker_check_engine(ticker);
         struct timespec pause = {.tv_sec = ticker->tick_ms / 1000, .tv_nsec = (ticker->tick_ms % 1000) * 1000000L};
         nanosleep(&pause, NULL);
     }
@@ -115,7 +148,7 @@ int main(int argc, char **argv)
         sc_engine_close(daemon.engine);
         return 1;
     }
-    struct ticker ticker = {.engine = daemon.engine, .tick_ms = config.tick_ms};
+    struct ticker ticker = {.engine = daemon.engine, .server = server, .health = health, .tick_ms = config.tick_ms};
     pthread_create(&ticker.thread, NULL, ticker_main, &ticker);
     rpc_health_set_serving(health, true);
     rpc_log(RPC_LOG_INFO, "", "serving SeatCore on %s (port %d), metrics on %s, shard %u of %u, %s",
@@ -130,6 +163,10 @@ int main(int argc, char **argv)
     rpc_admin_http_stop(admin);
     rpc_health_destroy(health);
     token_key_wipe(&key);
+    if (atomic_load(&ticker.engine_failed)) {
+        rpc_log(RPC_LOG_ERROR, "", "stopped: the engine had failed (exit status %d)", SEATCORED_EXIT_ENGINE_FAILED);
+        return SEATCORED_EXIT_ENGINE_FAILED;
+    }
     rpc_log(RPC_LOG_INFO, "", "stopped");
     return 0;
 }

@@ -249,11 +249,12 @@ class Daemon:
 
     _serial = itertools.count(1)
 
-    def __init__(self, name, data_dir=None, grace_ms=3000, extra=()):
+    def __init__(self, name, data_dir=None, grace_ms=3000, extra=(), preexec=None):
         self.name = name
         self.data_dir = data_dir
         self.grace_ms = grace_ms
         self.extra = list(extra)
+        self.preexec = preexec  # run in the child before exec (signal dispositions, limits)
         self.proc = None
         self.address = None
         self.log_path = None
@@ -277,7 +278,8 @@ class Daemon:
             clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEATCORED_")}
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(self._args(port, metrics_port), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True, env=clean_env)
+                                             stdin=subprocess.DEVNULL, start_new_session=True, env=clean_env,
+                                             preexec_fn=self.preexec)
             with open(os.path.join(work, "daemon.pids"), "a") as pids:
                 pids.write(f"{self.proc.pid}\n")
             self.address = f"127.0.0.1:{port}"

@@ -4,7 +4,10 @@
 true. Each test starts its own daemons (harness.Daemon)."""
 import os
 import random
+import resource
 import shutil
+import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -149,8 +152,8 @@ class DurabilityTest(SeatcoreTestCase):
             client.close()
         self.clients = []
 
-    def start_daemon(self, name):
-        daemon = Daemon(name, data_dir=self.data_dir, grace_ms=3000).start()
+    def start_daemon(self, name, preexec=None):
+        daemon = Daemon(name, data_dir=self.data_dir, grace_ms=3000, preexec=preexec).start()
         self.daemons.append(daemon)
         client = Client(daemon.address)
         self.clients.append(client)
@@ -353,6 +356,47 @@ class DurabilityTest(SeatcoreTestCase):
         self.assertEqual((after.free, after.held, after.sold), (before.free, before.held, before.sold))
         self.assertGreaterEqual(after.version, before.version,
                                 f"version {before.version} before the restart, {after.version} after it")
+
+    def test_wal_write_failure_exits_so_that_a_restart_recovers(self):
+        """Regression (tests/reliability, wal-disk-full): once a WAL write failed (the disk full),
+        seatcored stayed up and SERVING while refusing every write for ever, so no supervisor
+        ever restarted it and the shard's events could not sell again even after space was freed.
+        It must stop serving and exit with status 3; the restart recovers what was acknowledged.
+        The disk is "full" through RLIMIT_FSIZE (no root needed): with SIGXFSZ ignored, a write
+        past the limit fails with EFBIG, through the same path as ENOSPC."""
+        daemon = self.start_daemon("walfail", preexec=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
+        eid = self.create_event([section("A", 10, 100)], hold_ttl_ms=600000, max_seats_per_user=100).event_id
+        acked = []  # (user, hold id, seat)
+        for seat in range(20):
+            held = self.assertOk(self.hold(eid, 1 + seat, [seat]), f"hold of seat {seat} before the failure")
+            acked.append((1 + seat, held.hold_id, seat))
+        sizes = [os.path.getsize(os.path.join(self.data_dir, f)) for f in os.listdir(self.data_dir)]
+        self.assertTrue(sizes and max(sizes) > 0, f"no WAL in {self.data_dir}: {os.listdir(self.data_dir)}")
+        limit = max(sizes) + 1  # no file of the daemon may grow past its current WAL any more
+        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
+        refused = None
+        for seat in range(20, 400):
+            result = self.hold(eid, 1 + seat, [seat])
+            if not result.ok:
+                refused = result
+                break
+            acked.append((1 + seat, result.reply.hold_id, seat))  # the last bytes below the limit
+        self.assertIsNotNone(refused, "holds were still acknowledged with the WAL unable to grow")
+        try:
+            rc = daemon.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.fail("seatcored is still running 15 s after its WAL failed (it can never take a write again); "
+                      f"log:\n{daemon.log_tail()}")
+        self.assertEqual(rc, 3, f"exit status after the WAL failed; log:\n{daemon.log_tail()}")
+        self.close_clients()
+        self.start_daemon("walfail-restarted")
+        _, states = self.availability(eid)
+        for user, hold_id, seat in acked:
+            got = self.assertOk(rpc(self.stub.GetHold, pb.HoldRef(event_id=eid, user_id=user, hold_id=hold_id)),
+                                f"acknowledged hold {hold_id} of seat {seat} after the restart")
+            self.assertEqual(list(got.seats), [seat])
+            self.assertEqual(states[seat], HELD, f"seat {seat} after the restart")
+        self.assertOk(self.hold(eid, 999, [999]), "a hold after the restart (the engine takes writes again)")
 
 
 if __name__ == "__main__":
