@@ -19,7 +19,7 @@ static void defaults(struct payment_config *c)
     snprintf(c->migrations_dir, sizeof(c->migrations_dir), "infra/db/migrations");
     snprintf(c->gateway_url, sizeof(c->gateway_url), "http://127.0.0.1:3099");
     snprintf(c->gateway_name, sizeof(c->gateway_name), "card");
-    c->gateway_timeout_ms = 3000;
+    c->gateway_timeout_ms = 6000; /* above the slowest approval a bank takes (tok_slow: 5 s) */
     c->gateway_connect_timeout_ms = 1000;
     c->gateway_attempts = 3;
     c->gateway_backoff_ms = 50;
@@ -79,7 +79,7 @@ int payment_config_parse(struct payment_config *c, int argc, char **argv)
          STR(gateway_url)},
         {"gateway-name", "PAYMENT_GATEWAY_NAME", "gateway label in metrics (default card)", STR(gateway_name)},
         {"gateway-timeout-ms", "PAYMENT_GATEWAY_TIMEOUT_MS",
-         "budget of one gateway call, retries included (default 3000)", U32(gateway_timeout_ms, 50, 120000)},
+         "budget of one gateway call, retries included (default 6000)", U32(gateway_timeout_ms, 50, 120000)},
         {"gateway-connect-timeout-ms", "PAYMENT_GATEWAY_CONNECT_TIMEOUT_MS",
          "TCP/TLS connect timeout per attempt (default 1000)", U32(gateway_connect_timeout_ms, 10, 60000)},
         {"gateway-attempts", "PAYMENT_GATEWAY_ATTEMPTS", "attempts per gateway call when retrying is safe (default 3)",

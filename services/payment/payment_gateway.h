@@ -1,7 +1,7 @@
 /* payment_gateway.h — payment-svc's HTTP client of the card gateway.
  *
  * One call (prepare, confirm, refund) is a POST with an Idempotency-Key, made
- * within one time budget (--gateway-timeout-ms, 3 s, capped by the gRPC
+ * within one time budget (--gateway-timeout-ms, 6 s, capped by the gRPC
  * caller's deadline) that covers every attempt and backoff. Retrying is safe
  * only because the key makes the gateway execute a request at most once and
  * return its first answer to a repeat; so a call without a key is made once.

@@ -643,6 +643,10 @@ class Handler(BaseHTTPRequestHandler):
         card = str(b.get("card_token", ""))
         if b.get("method") != "card" or not card:
             raise Problem(400, "invalid_request", "method must be \"card\" and card_token is required")
+        with STATE.lock:
+            # As reservation-svc's saga: once a charge is undecided, every later Pay asks about
+            # that charge (its card), whatever card the new request names.
+            card = self.reservation(user, rid).get("undecided_card", card)
 
         def run():
             with STATE.lock:
@@ -658,6 +662,7 @@ class Handler(BaseHTTPRequestHandler):
                 if r["status"] == "expired":
                     raise Problem(410, "hold_expired", "the hold expired before it was paid")
                 if card == "tok_error":
+                    r["undecided_card"] = card
                     raise Problem(503, "payment_unavailable", "the payment gateway failed; the hold is kept until its TTL",
                                   headers={"Retry-After": "2"})
                 if card not in ("tok_approve", "tok_slow"):

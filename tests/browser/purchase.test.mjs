@@ -269,7 +269,7 @@ test('declined card: clear message, seats released, way back to the seats', asyn
   expect(items.length === 1 && items[0].status !== 'pending' && items[0].status !== 'confirmed', `after a decline the reservation is ${JSON.stringify(items.map((r) => r.status))}`);
 });
 
-test('gateway error keeps the hold; paying again with a good card confirms', async ({ page }) => {
+test('gateway error: the payment stays undecided, the hold is kept, the card choice is locked', async ({ page }) => {
   const ev = await test_event('plain');
   const user = await new_user('gwerror');
   await log_in_in_ui(page, user);
@@ -282,17 +282,22 @@ test('gateway error keeps the hold; paying again with a good card confirms', asy
   const alert = page.locator('#checkout-result [role="alert"]');
   await alert.waitFor();
   const text = await alert.textContent();
-  expect(/try again/i.test(text), `unexpected message after tok_error: ${text}`);
+  expect(/don.t know yet/i.test(text) && /charged twice/i.test(text) && /try again/i.test(text),
+    `unexpected message after tok_error: ${text}`);
+  // reservation-svc keeps asking about the undecided charge (same card, same key): the form
+  // must not offer another card, which the server would ignore.
+  await page.locator('#card-locked:not([hidden])').waitFor();
   await page.locator('#pay:not([disabled])').waitFor({ timeout: 15000 });
-  await pay_with(page, 'tok_approve');
-  // payment-svc keeps the failed attempt pending ("retry with the same key"); a stack may
-  // refuse a second card meanwhile with payment_in_progress, which the UI must word clearly.
-  const in_progress = page.locator('[role="alert"][data-code="payment_in_progress"]');
-  await Promise.race([page.locator('#confirmed').waitFor({ timeout: 30000 }), in_progress.waitFor({ timeout: 30000 })]);
-  if (await in_progress.count()) {
-    expect(!MOCK, 'the mock should confirm the second card');
-    return 'the stack answered payment_in_progress to the second card (worded, not confirmed)';
-  }
+  expect(await page.locator('#card-tok_approve').isDisabled(), 'another card can still be chosen');
+  expect(await page.locator('#card-tok_error').isChecked(), 'the undecided card is not the one selected');
+  await page.locator('#pay').click();
+  await alert.waitFor();
+  expect(/don.t know yet/i.test(await alert.textContent()), 'paying again should ask about the same payment');
+  const held = await call('GET', '/api/v1/reservations', { token: user.token });
+  const items = Array.isArray(held.body) ? held.body : held.body.reservations || [];
+  expect(items.length === 1 && items[0].status !== 'released' && items[0].status !== 'confirmed',
+    `after an undecided payment the reservation is ${JSON.stringify(items.map((r) => r.status))}`);
+  await shot(page, 'undecided-payment.png');
 });
 
 test('live seat map: a seat someone else takes leaves my selection', async ({ page }) => {

@@ -54,7 +54,8 @@ const by_code = {
   refund_failed: () => "The refund couldn't be completed right now, so the booking is still active. Please try again later.",
   payment_not_refundable: () => "This payment can't be refunded.",
   card_token_invalid: () => 'This card is not accepted. Choose one of the listed test cards.',
-  payment_unavailable: (e, ctx) => 'The payment service is not answering right now and nothing was charged. '
+  payment_unavailable: (e, ctx) => "We don't know yet whether your payment went through: the payment service gave no answer. "
+    + 'You will not be charged twice, and if it did not go through nothing is charged. '
     + (ctx.expires ? `Your seats stay held until ${ctx.expires}; ` : 'Your seats stay held for now; ')
     + 'try again in a moment.',
   rate_limited: (e) => `Too many requests right now. Please wait ${e.retry_after_s != null ? plural(e.retry_after_s, 'second', 'seconds') : 'a few seconds'} and try again.`,

@@ -1,7 +1,8 @@
 """test_cards.py — the test cards that do not simply approve or decline: tok_error
-(the gateway answers 500) and tok_slow (approves after 5 s, past the 3 s call
-timeout). Their own pair with production timings; its breaker judges a wide
-window so that these deliberate failures do not open it.
+(the gateway answers 500) and tok_slow (approves after 5 s: within the default
+6 s call budget, and past the 3 s budget the first pair is given, to test the
+timeout path). Their own pairs; the breaker judges a wide window so that these
+deliberate failures do not open it.
 """
 import time
 import unittest
@@ -14,7 +15,7 @@ import harness
 class CardsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pair = harness.Pair("cards", svc_flags=["--breaker-window", "100"])
+        cls.pair = harness.Pair("cards", svc_flags=["--breaker-window", "100", "--gateway-timeout-ms", "3000"])
         cls.client = cls.pair.client
 
     @classmethod
@@ -63,6 +64,28 @@ class CardsTest(unittest.TestCase):
         self.assertEqual((retry.reply.status, retry.reply.payment_id), ("approved", payment_id))
         ledger = self.pair.sim_api.ledger(payment_id=payment_id)
         self.assertEqual(ledger["charges"], 1, ledger)
+
+
+class DefaultBudgetTest(unittest.TestCase):
+    """With the default --gateway-timeout-ms a slow bank (5 s) is approved in one call: the
+    local stack's slow test card must not end as an undecided payment."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pair = harness.Pair("cards-default")
+        cls.client = cls.pair.client
+
+    @classmethod
+    def tearDownClass(cls):
+        svc_rc, sim_rc = cls.pair.stop()
+        assert (svc_rc, sim_rc) == (0, 0), f"the cards-default pair exits 0 on SIGTERM ({svc_rc}, {sim_rc})"
+
+    def test_slow_card_is_approved_within_the_default_budget(self):
+        user = harness.make_user()
+        result = self.client.charge(harness.make_reservation(user), user, card="tok_slow", key=harness.new_key())
+        self.assertTrue(result.ok, str(result))
+        self.assertEqual(result.reply.status, "approved")
+        self.assertGreater(result.elapsed, 4.0, "tok_slow takes about 5 s")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """test_retries.py — retries only where safe: gateway errors, dropped answers and a
 slow gateway are retried under the same idempotency key (by payment-svc within the
 call, or by the caller after a pending answer) and no payment is ever charged twice;
-declines are not retried. Own pair: 6 attempts per call, and a breaker that only opens
-at 100 % over 200 calls, so the injected faults test the retries, not the breaker.
+declines are not retried. Own pair: 6 attempts per call within a 3 s budget, and a
+breaker that only opens at 100 % over 200 calls, so the injected faults test the
+retries, not the breaker.
 """
 import time
 import unittest
@@ -15,7 +16,7 @@ import harness
 class RetriesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pair = harness.Pair("retries", svc_flags=["--gateway-attempts", "6", "--breaker-window", "200",
+        cls.pair = harness.Pair("retries", svc_flags=["--gateway-attempts", "6", "--gateway-timeout-ms", "3000", "--breaker-window", "200",
                                                       "--breaker-failure-percent", "100"])
         cls.client, cls.sim = cls.pair.client, cls.pair.sim_api
 

@@ -3,6 +3,10 @@
 // The Idempotency-Key is kept per (reservation, card) until the outcome is known: a retry
 // after payment_unavailable or a lost connection reuses it, so the gateway never charges
 // twice; a definitive answer (confirmed, declined, expired) forgets it.
+//
+// After payment_unavailable the charge is undecided, and reservation-svc keeps asking about
+// that charge (same card, same key) until the gateway decides it: a second card would be
+// ignored, so the form locks the card choice to the one in flight and says so.
 
 import { h, clear, money, spinner, clock, when, uuid, cents_of } from '../util.js';
 import * as api from '../api.js';
@@ -16,10 +20,11 @@ export const TEST_CARDS = [
   { token: 'tok_approve', name: 'Approved card', words: 'The payment goes through at once.' },
   { token: 'tok_decline', name: 'Declined card', words: 'The bank says no: nothing is charged and your seats are released.' },
   { token: 'tok_slow', name: 'Slow bank', words: 'Approved, but the bank takes about 5 seconds to answer.' },
-  { token: 'tok_error', name: 'Broken gateway', words: 'The payment provider fails: nothing is charged and your seats stay held so you can retry.' },
+  { token: 'tok_error', name: 'Broken gateway', words: 'The payment provider fails every time: the payment stays undecided, nothing is charged, and your seats stay held until the hold ends.' },
 ];
 
 const keys = new Map(); // reservation_id -> {card, key}
+const undecided = new Map(); // reservation_id -> card of a charge whose outcome is not known yet
 
 export async function render_checkout(ctx) {
   const [rid] = ctx.params;
@@ -116,6 +121,18 @@ export async function render_checkout(ctx) {
     h('p', { class: 'actions' }, pay_button, release_button));
   main.insertBefore(form, result);
   tick();
+  const lock_note = h('p', { class: 'hint', id: 'card-locked', hidden: true });
+  form.querySelector('fieldset').append(lock_note);
+  const lock_card = (card) => {
+    undecided.set(rid, card);
+    const name = (TEST_CARDS.find((c) => c.token === card) || { name: card }).name;
+    lock_note.textContent = `Your payment with "${name}" is not decided yet, so paying again asks about that `
+      + 'same payment. You can choose another card once it is decided; you are never charged twice.';
+    lock_note.hidden = false;
+    for (const input of form.querySelectorAll('input[name="card"]')) input.checked = input.value === card;
+    set_disabled(false);
+  };
+  if (undecided.has(rid)) lock_card(undecided.get(rid));
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -131,6 +148,7 @@ export async function render_checkout(ctx) {
     try {
       const r = await api.pay(rid, card, k.key);
       keys.delete(rid);
+      undecided.delete(rid);
       forget_hold(rid);
       if (!ctx.alive()) return;
       clearInterval(interval);
@@ -143,6 +161,7 @@ export async function render_checkout(ctx) {
       const final = ['payment_declined', 'card_declined', 'payment_failed', 'hold_expired', 'gone', 'expired', 'reservation_not_pending'].includes(err.code);
       if (final || err.status === 402 || err.status === 410) {
         keys.delete(rid);
+        undecided.delete(rid);
         forget_hold(rid);
         clearInterval(interval);
         form.remove();
@@ -152,7 +171,8 @@ export async function render_checkout(ctx) {
           h('a', { class: 'button secondary', href: '#/reservations', text: 'My reservations' })));
         return;
       }
-      set_disabled(false);
+      if (err.code === 'payment_unavailable') lock_card(card);
+      else set_disabled(false);
       if (session_ended(err)) {
         clear(result).append(error_box(err), h('p', {}, h('a', { href: login_hash(location.hash), text: 'Log in again' })));
         return;
@@ -183,7 +203,10 @@ export async function render_checkout(ctx) {
   });
 
   function set_disabled(on) {
-    for (const el of form.querySelectorAll('input, button')) el.disabled = on;
+    const locked = undecided.get(rid);
+    for (const el of form.querySelectorAll('input, button')) {
+      el.disabled = on || (locked !== undefined && el.name === 'card' && el.value !== locked);
+    }
   }
 
   function show_final(status, payment_id) {
