@@ -325,6 +325,12 @@ void payment_gateway_post(struct payment_gateway *gw, uint32_t worker, enum paym
     const int64_t budget = budget_ms < (int64_t)gw->timeout_ms ? budget_ms : (int64_t)gw->timeout_ms;
     reply->result = PAYMENT_GATEWAY_UNAVAILABLE;
     snprintf(reply->message, sizeof(reply->message), "no time left for the gateway call (deadline)");
+    /* A call's retries under one key tell the breaker nothing new about the gateway, so a
+     * call adds at most one failure to the window: one customer's charge that keeps failing
+     * (re-asked by the saga every few seconds on a quiet stack) must not fill the window by
+     * itself and open the breaker for everyone. Probes always report: a half-open round
+     * waits for each of its outcomes. */
+    bool failure_counted = false;
     for (uint32_t attempt = 0; attempt < attempts_max; attempt++) {
         int64_t left = budget - (now_ms() - started);
         if (left < ATTEMPT_MS_MIN)
@@ -339,7 +345,10 @@ void payment_gateway_post(struct payment_gateway *gw, uint32_t worker, enum paym
         }
         uint64_t t0 = tk_monotonic_ns();
         enum payment_attempt_kind kind = attempt_once(gw, &gw->workers[worker], url, headers, body, left, reply);
-        payment_breaker_record(&gw->breaker, ticket, kind_is_failure(kind), now_ms());
+        bool failed = kind_is_failure(kind);
+        if (!failed || !failure_counted || ticket.probe)
+            payment_breaker_record(&gw->breaker, ticket, failed, now_ms());
+        failure_counted = failure_counted || failed;
         note_attempt(gw, op, reply, kind, tk_monotonic_ns() - t0);
         reply->result = result_of(kind);
         if (!kind_is_retryable(kind) || attempt + 1 == attempts_max)

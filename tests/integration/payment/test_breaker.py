@@ -116,5 +116,38 @@ class BreakerTest(unittest.TestCase):
         self.assertEqual(self.state(), 0.0)
 
 
+class OneCallOneFailureTest(unittest.TestCase):
+    """A call's retries under one key add at most one failure to the window (found on the
+    local stack: one always-failing test card, re-asked by the reservation saga, filled the
+    window by itself and kept the breaker opening for every customer). Window 4 at 50 %; a
+    charge is a prepare (succeeds) and a confirm (tok_error: 3 attempts, all 500). The charge
+    and its repeat leave 3 outcomes (S F F: the window is not full, closed; counted per attempt
+    it would be S F F F F F F, open); a second charge makes the last four F F S F: open."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pair = harness.Pair("breaker-per-call", svc_flags=["--breaker-window", "4", "--breaker-failure-percent",
+                                                               "50", "--gateway-attempts", "3"])
+        cls.client, cls.metrics = cls.pair.client, cls.pair.metrics_url
+
+    @classmethod
+    def tearDownClass(cls):
+        svc_rc, sim_rc = cls.pair.stop()
+        assert (svc_rc, sim_rc) == (0, 0), f"the breaker-per-call pair exits 0 on SIGTERM ({svc_rc}, {sim_rc})"
+
+    def test_a_call_and_its_repeats_are_one_failure_each_and_distinct_calls_open_it(self):
+        user = harness.make_user()
+        reservation, key = harness.make_reservation(user), harness.new_key()
+        for _ in range(2):  # the call and the saga's repeat under the same key
+            result = self.client.charge(reservation, user, card="tok_error", key=key)
+            self.assertEqual(result.error_code, "payment_unavailable", str(result))
+        attempts = harness.attempts(harness.payment_id_for_key(key), "approve")
+        self.assertEqual(len(attempts), 6, f"each call made its 3 attempts: {attempts}")
+        self.assertEqual(harness.breaker_state(self.metrics), 0.0, "6 failed attempts of 2 calls opened a window of 4")
+        result = self.client.charge(harness.make_reservation(user), user, card="tok_error", key=harness.new_key())
+        self.assertEqual(result.error_code, "payment_unavailable", str(result))
+        self.assertEqual(harness.breaker_state(self.metrics), 1.0, "3 of the last 4 outcomes failed")
+
+
 if __name__ == "__main__":
     unittest.main()
