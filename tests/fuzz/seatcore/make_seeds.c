@@ -1,7 +1,9 @@
 /* make_seeds.c — writes the seed corpora of the seatcore fuzz targets from a
  * real engine session: a WAL segment and a snapshot with every record type
  * (events with and without a waiting room, holds, confirms, releases, expiries,
- * returns, joins, admissions, leaves), plus single encoded records.
+ * returns, joins, admissions, leaves), plus single encoded records. The
+ * events allow 64 users, so an engine opened from a seed allocates little and
+ * the fuzzers run many inputs a second.
  *   make_seeds CORPUS_DIR */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,8 @@
 #include "record.h"
 #include "seatcore.h"
 
-static void save(const char *dir, const char *name, uint8_t prefix, const char *from)
+/* Copies from into dir/name after a prefix byte (-1: none), less its last strip bytes. */
+static void save_part(const char *dir, const char *name, int prefix, const char *from, size_t strip)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -19,13 +22,18 @@ static void save(const char *dir, const char *name, uint8_t prefix, const char *
         fprintf(stderr, "make_seeds: cannot copy %s to %s\n", from, path);
         exit(1);
     }
-    fputc(prefix, out);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        fwrite(buf, 1, n, out);
+    if (prefix >= 0)
+        fputc(prefix, out);
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof(buf), in);
+    fwrite(buf, 1, n > strip ? n - strip : 0, out);
     fclose(in);
     fclose(out);
+}
+
+static void save(const char *dir, const char *name, uint8_t prefix, const char *from)
+{
+    save_part(dir, name, prefix, from, 0);
 }
 
 static void session(const char *data_dir)
@@ -41,7 +49,7 @@ static void session(const char *data_dir)
         fprintf(stderr, "make_seeds: %s\n", err);
         exit(1);
     }
-    struct sc_event_spec spec = {.event_id = 5, .section_count = 1, .hold_ttl_ms = 5000};
+    struct sc_event_spec spec = {.event_id = 5, .section_count = 1, .hold_ttl_ms = 5000, .users_max = 64};
     spec.sections[0] = (struct sc_section_spec){"A", 2, 5, 1500};
     uint64_t lsn;
     sc_event_create(engine, &spec, &lsn);
@@ -89,8 +97,8 @@ int main(int argc, char **argv)
     }
     char dir[4096], data[4096], target[4096], cmd[8300];
     snprintf(data, sizeof(data), "%s/.session", argv[1]);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s' '%s/fuzz_recovery' '%s/fuzz_wal_record' '%s/fuzz_token'",
-             data, data, argv[1], argv[1], argv[1]);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s' '%s/fuzz_recovery' '%s/fuzz_wal_record' '%s/fuzz_token' '%s/fuzz_snapshot'",
+             data, data, argv[1], argv[1], argv[1], argv[1]);
     if (system(cmd) != 0)
         return 1;
     session(data);
@@ -102,6 +110,9 @@ int main(int argc, char **argv)
     if (p != NULL && fgets(target, sizeof(target), p) != NULL) {
         target[strcspn(target, "\n")] = '\0';
         save(dir, "snapshot-session", 1, target);
+        /* fuzz_snapshot appends the checksum itself */
+        snprintf(dir, sizeof(dir), "%s/fuzz_snapshot", argv[1]);
+        save_part(dir, "snapshot-session", -1, target, 4);
     }
     if (p != NULL)
         pclose(p);
