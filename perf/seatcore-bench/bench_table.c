@@ -1,160 +1,23 @@
-/* bench_table.c — result rows, ratios against the Redis baseline, targets, and
- * the two outputs: a table on stdout and (optionally) JSON.
+/* bench_table.c — ratios against the Redis baseline, targets, and the two
+ * outputs: a table on stdout and (optionally) JSON. (Rows, formatting and the
+ * JSON pieces are shared with rpc-bench: perf/common/common_rows.c.)
  *
- * Rows are kept in run order and looked up by a stable id, so ratios and
- * targets name exactly which two figures they compare. A target is printed as
+ * Rows are looked up by a stable id, so ratios and targets name exactly which
+ * two figures they compare. A target is printed as
  * PASS, MISS or n/a next to its figure and never stops the run: a benchmark
  * that aborts on a miss hides the other figures one needs to find the cause. */
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench.h"
 
-/* ---- rows ---- */
-
-struct bench_row *bench_row_add(struct bench_report *report, const char *id, const char *group, const char *name,
-                                uint32_t threads)
-{
-    if (report->count >= BENCH_ROWS_MAX) {
-        fprintf(stderr, "seatcore-bench: more than %u rows; %s dropped\n", BENCH_ROWS_MAX, id);
-        return NULL;
-    }
-    struct bench_row *row = &report->rows[report->count++];
-    memset(row, 0, sizeof(*row));
-    snprintf(row->id, sizeof(row->id), "%s", id);
-    snprintf(row->group, sizeof(row->group), "%s", group);
-    snprintf(row->name, sizeof(row->name), "%s", name);
-    row->threads = threads;
-    row->ops_per_s = -1;
-    row->p50_ns = -1;
-    row->p99_ns = -1;
-    row->ratio = -1;
-    row->cores = -1;
-    if (isatty(STDERR_FILENO))
-        fprintf(stderr, "  running %-26s ...\r", id);
-    return row;
-}
-
-struct bench_row *bench_row_find(struct bench_report *report, const char *id)
-{
-    for (uint32_t i = 0; i < report->count; i++)
-        if (strcmp(report->rows[i].id, id) == 0)
-            return &report->rows[i];
-    return NULL;
-}
-
-void bench_row_extra(struct bench_row *row, const char *name, double value)
-{
-    for (uint32_t i = 0; i < row->extra_count; i++) {
-        if (strcmp(row->extras[i].name, name) == 0) {
-            row->extras[i].value = value;
-            return;
-        }
-    }
-    if (row->extra_count >= BENCH_EXTRAS_MAX)
-        return;
-    snprintf(row->extras[row->extra_count].name, sizeof(row->extras[0].name), "%s", name);
-    row->extras[row->extra_count++].value = value;
-}
-
-double bench_row_extra_get(const struct bench_row *row, const char *name, double missing)
-{
-    for (uint32_t i = 0; i < row->extra_count; i++)
-        if (strcmp(row->extras[i].name, name) == 0)
-            return row->extras[i].value;
-    return missing;
-}
-
-void bench_row_note(struct bench_row *row, const char *fmt, ...)
-{
-    size_t used = strlen(row->notes);
-    if (used > 0 && used + 2 < sizeof(row->notes)) {
-        memcpy(row->notes + used, "; ", 3);
-        used += 2;
-    }
-    if (used + 1 >= sizeof(row->notes))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(row->notes + used, sizeof(row->notes) - used, fmt, ap);
-    va_end(ap);
-}
-
-void bench_row_skip(struct bench_row *row, const char *why)
-{
-    row->skipped = true;
-    row->ops_per_s = -1;
-    snprintf(row->notes, sizeof(row->notes), "skipped: %s", why);
-}
-
-/* ---- formatting ---- */
-
-const char *bench_fmt_count(char *buf, size_t len, double n)
-{
-    if (n < 0 || isnan(n)) {
-        snprintf(buf, len, "-");
-        return buf;
-    }
-    char digits[32];
-    snprintf(digits, sizeof(digits), "%.0f", n);
-    size_t d = strlen(digits), o = 0;
-    for (size_t i = 0; i < d && o + 2 < len; i++) {
-        if (i > 0 && (d - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-const char *bench_fmt_ns(char *buf, size_t len, double ns)
-{
-    if (ns < 0 || isnan(ns))
-        snprintf(buf, len, "-");
-    else if (ns < 1e3)
-        snprintf(buf, len, "%.0fns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.1fus", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, len, "%.2fms", ns / 1e6);
-    else
-        snprintf(buf, len, "%.2fs", ns / 1e9);
-    return buf;
-}
-
-static const char *fmt_ratio(char *buf, size_t len, double ratio)
-{
-    if (ratio < 0 || isnan(ratio) || isinf(ratio))
-        snprintf(buf, len, "-");
-    else
-        snprintf(buf, len, ratio < 10 ? "%.2fx" : "%.1fx", ratio);
-    return buf;
-}
-
-void bench_row_progress(const struct bench_row *row)
-{
-    char ops[32], p50[16], p99[16], cores[16];
-    if (row->cores >= 0)
-        snprintf(cores, sizeof(cores), "%.2f", row->cores);
-    else
-        snprintf(cores, sizeof(cores), "-");
-    fprintf(stderr, "  %-26s %2u thr %13s ops/s  p50 %8s  p99 %8s  cpu %5s  %s\n", row->id, row->threads,
-            bench_fmt_count(ops, sizeof(ops), row->ops_per_s), bench_fmt_ns(p50, sizeof(p50), row->p50_ns),
-            bench_fmt_ns(p99, sizeof(p99), row->p99_ns), cores, row->notes);
-}
-
 /* ---- targets ---- */
-
-enum verdict { VERDICT_NA = -1, VERDICT_MISS = 0, VERDICT_PASS = 1 };
 
 struct bench_target {
     char what[72];
     char measured[96];
     char goal[32];
-    enum verdict verdict;
+    enum bench_verdict verdict;
 };
 
 static const struct bench_row *usable(struct bench_report *report, const char *id)
@@ -171,13 +34,13 @@ static void target_ratio(struct bench_target *t, struct bench_report *report, co
     snprintf(t->goal, sizeof(t->goal), ">= 10x");
     if (a == NULL || b == NULL) {
         snprintf(t->measured, sizeof(t->measured), "not measured (%s or %s did not run)", ours, theirs);
-        t->verdict = VERDICT_NA;
+        t->verdict = BENCH_NA;
         return;
     }
     double ratio = a->ops_per_s / b->ops_per_s;
     char x[16];
-    snprintf(t->measured, sizeof(t->measured), "%s (%s / %s)", fmt_ratio(x, sizeof(x), ratio), ours, theirs);
-    t->verdict = ratio >= 10.0 ? VERDICT_PASS : VERDICT_MISS;
+    snprintf(t->measured, sizeof(t->measured), "%s (%s / %s)", bench_fmt_ratio(x, sizeof(x), ratio), ours, theirs);
+    t->verdict = ratio >= 10.0 ? BENCH_PASS : BENCH_MISS;
 }
 
 static uint32_t targets_evaluate(struct bench_report *report, const struct bench_options *options,
@@ -191,7 +54,7 @@ static uint32_t targets_evaluate(struct bench_report *report, const struct bench
     snprintf(t->goal, sizeof(t->goal), ">= 2,000,000");
     snprintf(t->measured, sizeof(t->measured), "%s",
              row ? bench_fmt_count(num, sizeof(num), row->ops_per_s) : "not measured");
-    t->verdict = row == NULL ? VERDICT_NA : row->ops_per_s >= 2e6 ? VERDICT_PASS : VERDICT_MISS;
+    t->verdict = row == NULL ? BENCH_NA : row->ops_per_s >= 2e6 ? BENCH_PASS : BENCH_MISS;
 
     t = &out[n++];
     const struct bench_row *best = NULL;
@@ -207,7 +70,7 @@ static uint32_t targets_evaluate(struct bench_report *report, const struct bench
                  best->id);
     else
         snprintf(t->measured, sizeof(t->measured), "not measured");
-    t->verdict = best == NULL ? VERDICT_NA : best->ops_per_s >= 5e5 ? VERDICT_PASS : VERDICT_MISS;
+    t->verdict = best == NULL ? BENCH_NA : best->ops_per_s >= 5e5 ? BENCH_PASS : BENCH_MISS;
 
     target_ratio(&out[n++], report, "vs Redis SET NX, 1 thread, not pipelined", "mem.hold_release.1t",
                  "redis.hold_release.1t");
@@ -220,7 +83,7 @@ static uint32_t targets_evaluate(struct bench_report *report, const struct bench
     row = bench_row_find(report, "recovery.wal_replay");
     snprintf(t->what, sizeof(t->what), "recovery of 1,000,000 WAL records");
     snprintf(t->goal, sizeof(t->goal), "< 2 s");
-    t->verdict = VERDICT_NA;
+    t->verdict = BENCH_NA;
     snprintf(t->measured, sizeof(t->measured), "not measured");
     if (row != NULL && !row->skipped) {
         double seconds = bench_row_extra_get(row, "open_seconds", -1);
@@ -228,7 +91,7 @@ static uint32_t targets_evaluate(struct bench_report *report, const struct bench
         snprintf(t->measured, sizeof(t->measured), "%.2f s for %s records", seconds,
                  bench_fmt_count(num, sizeof(num), records));
         if (records >= 1e6)
-            t->verdict = seconds < 2.0 ? VERDICT_PASS : VERDICT_MISS;
+            t->verdict = seconds < 2.0 ? BENCH_PASS : BENCH_MISS;
         else
             snprintf(t->measured + strlen(t->measured), sizeof(t->measured) - strlen(t->measured),
                      " (fewer than the target's 1M%s)", options->quick ? ": --quick" : "");
@@ -238,19 +101,14 @@ static uint32_t targets_evaluate(struct bench_report *report, const struct bench
     row = bench_row_find(report, "memory.per_seat");
     snprintf(t->what, sizeof(t->what), "memory per seat, 200,000-seat event (engine tables)");
     snprintf(t->goal, sizeof(t->goal), "<= 64 B");
-    t->verdict = VERDICT_NA;
+    t->verdict = BENCH_NA;
     snprintf(t->measured, sizeof(t->measured), "not measured");
     if (row != NULL && !row->skipped) {
         double per_seat = bench_row_extra_get(row, "event_bytes_per_seat", -1);
         snprintf(t->measured, sizeof(t->measured), "%.1f B/seat", per_seat);
-        t->verdict = per_seat >= 0 && per_seat <= 64.0 ? VERDICT_PASS : VERDICT_MISS;
+        t->verdict = per_seat >= 0 && per_seat <= 64.0 ? BENCH_PASS : BENCH_MISS;
     }
     return n;
-}
-
-static const char *verdict_name(enum verdict v)
-{
-    return v == VERDICT_PASS ? "PASS" : v == VERDICT_MISS ? "MISS" : "n/a";
 }
 
 /* ---- ratios ---- */
@@ -308,7 +166,7 @@ static void table_line(const struct bench_row *r)
         snprintf(cores, sizeof(cores), "-");
     printf("%-36s %3s %13s %9s %9s %5s %9s  %s\n", r->name, threads, bench_fmt_count(ops, sizeof(ops), r->ops_per_s),
            bench_fmt_ns(p50, sizeof(p50), r->p50_ns), bench_fmt_ns(p99, sizeof(p99), r->p99_ns), cores,
-           fmt_ratio(ratio, sizeof(ratio), r->ratio), r->notes);
+           bench_fmt_ratio(ratio, sizeof(ratio), r->ratio), r->notes);
 }
 
 void bench_table_print(struct bench_report *report, const struct bench_options *options)
@@ -345,75 +203,18 @@ void bench_table_print(struct bench_report *report, const struct bench_options *
         const struct bench_row *b = usable(report, ratio_pairs[i].theirs);
         char x[16];
         printf("  %-58s %9s\n", ratio_pairs[i].label,
-               a && b ? fmt_ratio(x, sizeof(x), a->ops_per_s / b->ops_per_s) : "n/a");
+               a && b ? bench_fmt_ratio(x, sizeof(x), a->ops_per_s / b->ops_per_s) : "n/a");
     }
     struct bench_target targets[16];
     uint32_t n = targets_evaluate(report, options, targets);
     printf("\ntargets:\n");
     for (uint32_t i = 0; i < n; i++)
-        printf("  %-4s  %-52s %-14s %s\n", verdict_name(targets[i].verdict), targets[i].what, targets[i].goal,
+        printf("  %-4s  %-52s %-14s %s\n", bench_verdict_name(targets[i].verdict), targets[i].what, targets[i].goal,
                targets[i].measured);
     fflush(stdout);
 }
 
 /* ---- JSON ---- */
-
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void json_number(FILE *f, double v)
-{
-    if (v < 0 || isnan(v) || isinf(v))
-        fprintf(f, "null");
-    else
-        fprintf(f, "%.6g", v);
-}
-
-static void json_row(FILE *f, const struct bench_row *r)
-{
-    fprintf(f, "    {\"id\": ");
-    json_string(f, r->id);
-    fprintf(f, ", \"group\": ");
-    json_string(f, r->group);
-    fprintf(f, ", \"name\": ");
-    json_string(f, r->name);
-    fprintf(f, ", \"threads\": %u, \"skipped\": %s, \"ops_per_s\": ", r->threads, r->skipped ? "true" : "false");
-    json_number(f, r->ops_per_s);
-    fprintf(f, ", \"p50_ns\": ");
-    json_number(f, r->p50_ns);
-    fprintf(f, ", \"p99_ns\": ");
-    json_number(f, r->p99_ns);
-    fprintf(f, ", \"ratio\": ");
-    json_number(f, r->ratio);
-    fprintf(f, ", \"cpu_cores\": ");
-    json_number(f, r->cores);
-    fprintf(f, ", \"baseline\": ");
-    if (r->baseline_id[0] != '\0')
-        json_string(f, r->baseline_id);
-    else
-        fprintf(f, "null");
-    fprintf(f, ", \"notes\": ");
-    json_string(f, r->notes);
-    fprintf(f, ", \"extras\": {");
-    for (uint32_t i = 0; i < r->extra_count; i++) {
-        fprintf(f, "%s", i > 0 ? ", " : "");
-        json_string(f, r->extras[i].name);
-        fprintf(f, ": %.6g", r->extras[i].value);
-    }
-    fprintf(f, "}}");
-}
 
 int bench_json_write(struct bench_report *report, const struct bench_options *options, const char *path)
 {
@@ -422,29 +223,15 @@ int bench_json_write(struct bench_report *report, const struct bench_options *op
     if (f == NULL)
         return -1;
     const struct bench_machine *m = &report->machine;
-    fprintf(f, "{\n  \"tool\": \"seatcore-bench\",\n  \"date\": ");
-    json_string(f, m->date);
-    fprintf(f, ",\n  \"machine\": {\"nproc\": %ld, \"cpu\": ", m->nproc);
-    json_string(f, m->cpu_model);
-    fprintf(f, ", \"kernel\": ");
-    json_string(f, m->kernel);
-    fprintf(f, ", \"wal_backend\": ");
-    json_string(f, m->wal_backend);
-    fprintf(f, ", \"data_dir\": ");
-    json_string(f, m->data_dir);
-    fprintf(f, ", \"data_fs\": ");
-    json_string(f, m->data_fs);
-    fprintf(f, ", \"load_start\": ");
-    json_string(f, m->load_start);
-    fprintf(f, ", \"load_end\": ");
-    json_string(f, m->load_end);
+    fprintf(f, "{\n  \"tool\": \"seatcore-bench\",\n");
+    bench_json_machine(f, m);
     fprintf(f,
-            "},\n  \"options\": {\"seconds\": %g, \"quick\": %s, \"live_holds\": %u, \"durable_batch\": %u, "
+            ",\n  \"options\": {\"seconds\": %g, \"quick\": %s, \"live_holds\": %u, \"durable_batch\": %u, "
             "\"redis_pipeline\": %u, \"recovery_records\": %llu},\n  \"rows\": [\n",
             options->seconds, options->quick ? "true" : "false", options->live_holds, options->durable_batch,
             options->redis_pipeline, (unsigned long long)options->recovery_records);
     for (uint32_t i = 0; i < report->count; i++) {
-        json_row(f, &report->rows[i]);
+        bench_json_row(f, &report->rows[i]);
         fprintf(f, "%s\n", i + 1 < report->count ? "," : "");
     }
     fprintf(f, "  ],\n  \"targets\": [\n");
@@ -452,12 +239,12 @@ int bench_json_write(struct bench_report *report, const struct bench_options *op
     uint32_t n = targets_evaluate(report, options, targets);
     for (uint32_t i = 0; i < n; i++) {
         fprintf(f, "    {\"what\": ");
-        json_string(f, targets[i].what);
+        bench_json_string(f, targets[i].what);
         fprintf(f, ", \"goal\": ");
-        json_string(f, targets[i].goal);
+        bench_json_string(f, targets[i].goal);
         fprintf(f, ", \"measured\": ");
-        json_string(f, targets[i].measured);
-        fprintf(f, ", \"verdict\": \"%s\"}%s\n", verdict_name(targets[i].verdict), i + 1 < n ? "," : "");
+        bench_json_string(f, targets[i].measured);
+        fprintf(f, ", \"verdict\": \"%s\"}%s\n", bench_verdict_name(targets[i].verdict), i + 1 < n ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
     return fclose(f) == 0 ? 0 : -1;

@@ -1,10 +1,6 @@
-/* bench_workload.c — what the simulated buyers ask for.
- *
- * A hot on-sale: many users, few seats, people asking for 1-4 seats side by side
- * (a couple, a family), some letting the system pick (best-available). The
- * engine mixes and the Redis baseline draw from the same picks, so their
- * conflicts are comparable; only best-available differs, since Redis has no such
- * operation (a client there guesses a block of seats, modelled as an explicit pick). */
+/* bench_workload.c — the events the engine mixes run on. What the simulated
+ * buyers ask for (the picks) is shared with rpc-bench and the Redis baseline:
+ * perf/common/common_workload.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,54 +40,4 @@ enum tk_status workload_create_events(struct sc_engine *engine, const struct ben
         }
     }
     return TK_OK;
-}
-
-void workload_pick(const struct bench_layout *layout, struct bench_rng *rng, bool best_allowed, struct bench_pick *out)
-{
-    out->event_id = layout->first_event_id + (layout->event_count > 1 ? bench_rng_below(rng, layout->event_count) : 0);
-    out->user_id = 1 + bench_rng_below(rng, layout->users);
-    out->count = 1 + bench_rng_below(rng, BENCH_PICK_SEATS_MAX);
-    out->best = bench_rng_below(rng, 100) < layout->best_percent;
-    if (out->best && best_allowed)
-        return;
-    out->best = false;
-    uint32_t row = bench_rng_below(rng, layout->rows);
-    uint32_t start = bench_rng_below(rng, layout->seats_per_row - out->count + 1);
-    for (uint32_t i = 0; i < out->count; i++)
-        out->seats[i] = row * layout->seats_per_row + start + i;
-}
-
-int live_ring_init(struct live_ring *ring, uint32_t capacity)
-{
-    memset(ring, 0, sizeof(*ring));
-    ring->items = calloc(capacity == 0 ? 1 : capacity, sizeof(ring->items[0]));
-    if (ring->items == NULL)
-        return -1;
-    ring->capacity = capacity == 0 ? 1 : capacity;
-    return 0;
-}
-
-void live_ring_free(struct live_ring *ring)
-{
-    free(ring->items);
-    memset(ring, 0, sizeof(*ring));
-}
-
-struct live_hold *live_ring_push(struct live_ring *ring)
-{
-    if (ring->count == ring->capacity)
-        return NULL;
-    struct live_hold *slot = &ring->items[(ring->head + ring->count) % ring->capacity];
-    ring->count++;
-    return slot;
-}
-
-bool live_ring_pop(struct live_ring *ring, struct live_hold *out)
-{
-    if (ring->count == 0)
-        return false;
-    *out = ring->items[ring->head];
-    ring->head = (ring->head + 1) % ring->capacity;
-    ring->count--;
-    return true;
 }
