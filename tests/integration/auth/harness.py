@@ -21,8 +21,8 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
-import unittest
 import urllib.error
 import urllib.request
 
@@ -32,25 +32,22 @@ import health_pb2
 import health_pb2_grpc
 from tiketi.v1 import auth_pb2 as pb
 from tiketi.v1 import auth_pb2_grpc
-from tiketi.v1 import common_pb2
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
 
 try:
     import jwt as pyjwt  # PyJWT, Debian python3-jwt
 except ImportError:  # pragma: no cover - the run script says so
     pyjwt = None
 
-ERROR_TRAILER = "tiketi-error-bin"
 RPC_TIMEOUT_S = 8.0
 ISSUER, AUDIENCE = "tiketi-auth", "tiketi"
 _unique = itertools.count(1)
 _run_tag = secrets.token_hex(3)
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/auth/run)")
-    return value
+env = tk_harness.env_reader("tests/integration/auth/run")
 
 
 def unique_email(tag="user"):
@@ -77,26 +74,6 @@ def new_password():
 # ---------------------------------------------------------------------------------------------
 # Calls
 # ---------------------------------------------------------------------------------------------
-class Result:
-    """The outcome of one unary call: the reply, or the status with its decoded ErrorDetail."""
-
-    def __init__(self, reply=None, code=grpc.StatusCode.OK, details="", detail=None, elapsed=0.0):
-        self.reply, self.code, self.details, self.detail, self.elapsed = reply, code, details, detail, elapsed
-
-    @property
-    def ok(self):
-        return self.code == grpc.StatusCode.OK
-
-    @property
-    def error_code(self):
-        return self.detail.code if self.detail is not None else ""
-
-    def __str__(self):
-        if self.ok:
-            return "OK"
-        return f"{self.code.name} '{self.details}' [code={self.error_code!r}]"
-
-
 class Client:
     def __init__(self, address=None):
         # Short reconnect backoff: a daemon being (re)started is found within 0.1 s, not gRPC's 1-2 s.
@@ -106,16 +83,7 @@ class Client:
         self.stub = auth_pb2_grpc.AuthStub(self.channel)
 
     def call(self, method, request, timeout=RPC_TIMEOUT_S):
-        t0 = time.monotonic()
-        try:
-            reply = getattr(self.stub, method)(request, timeout=timeout)
-            return Result(reply=reply, elapsed=time.monotonic() - t0)
-        except grpc.RpcError as err:
-            detail = None
-            for key, value in err.trailing_metadata() or ():
-                if key == ERROR_TRAILER:
-                    detail = common_pb2.ErrorDetail.FromString(value)
-            return Result(code=err.code(), details=err.details() or "", detail=detail, elapsed=time.monotonic() - t0)
+        return tk_harness.rpc(getattr(self.stub, method), request, timeout)
 
     def signup(self, email, password, name="Test User"):
         return self.call("SignUp", pb.SignUpRequest(email=email, password=password, name=name))
@@ -240,14 +208,6 @@ def signal_postgres(sig):
 # ---------------------------------------------------------------------------------------------
 # The daemon: stop the current one, start another with the same (or changed) arguments
 # ---------------------------------------------------------------------------------------------
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def daemon_pid():
     with open(os.path.join(env("AUTH_IT_WORK"), "daemon.pid")) as f:
         return int(f.read())
@@ -263,7 +223,7 @@ def stop_daemon(timeout_s=10.0):
     pid, log = daemon_pid(), daemon_log()
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while alive(pid) and time.monotonic() < deadline:
+    while tk_harness.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
         os.waitpid(pid, os.WNOHANG)  # ours if an earlier restart started it
@@ -271,7 +231,7 @@ def stop_daemon(timeout_s=10.0):
         pass
     with open(log) as f:
         lines = f.read().strip().splitlines()
-    return not alive(pid), bool(lines) and '"msg":"stopped"' in lines[-1]
+    return not tk_harness.pid_alive(pid), bool(lines) and '"msg":"stopped"' in lines[-1]
 
 
 def daemon_args(overrides=None):
@@ -291,28 +251,14 @@ def start_daemon(args, wait_s=30.0):
     work = env("AUTH_IT_WORK")
     count = len([n for n in os.listdir(os.path.join(work, "logs")) if n.startswith("auth-")])
     log_path = os.path.join(work, "logs", f"auth-{count + 1}.log")
-    log = open(log_path, "ab")
-    process = subprocess.Popen([env("AUTH_IT_BIN")] + args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
-    log.close()
+    process = tk_harness.spawn([env("AUTH_IT_BIN")] + args, log_path, work, start_new_session=True)
     for name, value in (("daemon.pid", str(process.pid)), ("daemon.log", log_path)):
         with open(os.path.join(work, name), "w") as f:
             f.write(value)
-    with open(os.path.join(work, "daemon.pids"), "a") as f:
-        f.write(f"{process.pid}\n")
     with open(os.path.join(work, "daemon.args"), "w") as f:
         f.write("\n".join(args) + "\n")
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and process.poll() is None:
-        client = Client()  # a fresh channel each time: no reconnect backoff carried over
-        try:
-            if client.health(timeout=0.5) == health_pb2.HealthCheckResponse.SERVING:
-                return process
-        except grpc.RpcError:
-            pass
-        finally:
-            client.close()
-        time.sleep(0.05)
+    if tk_harness.wait_serving(env("AUTH_IT_ADDR"), lambda: process.poll() is None, wait_s):
+        return process
     raise AssertionError(f"auth-svc did not become SERVING (exit {process.poll()}); log {log_path}")
 
 

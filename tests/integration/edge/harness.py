@@ -21,9 +21,6 @@ import itertools
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,16 +30,15 @@ import uuid
 
 import websocket
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+
 _lock = threading.Lock()
 _templates = None
 _names = itertools.count(int(time.time() * 1000) % 10**9)
 
 
-def env(name, default=None):
-    value = os.environ.get(name, default)
-    if value is None:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/edge/run)")
-    return value
+env = tk_harness.env_reader("tests/integration/edge/run", empty_ok=True)
 
 
 def skipped_services():
@@ -144,7 +140,7 @@ def api(method, path, **kwargs):
 # ---------------------------------------------------------------------------------------------
 def start_edge(*args, extra_env=None, listen=True):
     """An edge of this test's own, on a free port; returns (process, base URL)."""
-    port = subprocess.run([env("FREE_PORT")], capture_output=True, text=True, check=True).stdout.strip()
+    port = str(tk_harness.free_ports(1)[0])
     with open(os.path.join(env("EDGE_WORK"), "edge-common.args"), "rb") as f:
         common = [a.decode() for a in f.read().split(b"\0")[:-1]]
     argv = [env("EDGE_BIN")] + common + list(args)
@@ -155,32 +151,18 @@ def start_edge(*args, extra_env=None, listen=True):
     process_env.update(extra_env or {})
     if not listen:
         process_env["TIKETI_HTTP_PORT"] = port
-    log = open(os.path.join(env("EDGE_WORK"), "logs", f"edge-test-{port}.log"), "ab")
-    process = subprocess.Popen(argv, stdout=log, stderr=log, env=process_env)
-    with open(os.path.join(env("EDGE_WORK"), "daemon.pids"), "a") as f:
-        f.write(f"{process.pid}\n")
+    log_path = os.path.join(env("EDGE_WORK"), "logs", f"edge-test-{port}.log")
+    process = tk_harness.spawn(argv, log_path, env("EDGE_WORK"), stdin=None, env=process_env)
     return process, f"127.0.0.1:{port}"
 
 
 def wait_up(address, process, scheme="http", seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    return bool(tk_harness.wait_for(lambda: process.poll() is not None or tk_harness.port_open(address), seconds)) \
+        and process.poll() is None
 
 
 def stop_edge(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
+    return tk_harness.terminate(process, 15)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,26 +291,6 @@ class Messages:
 # ---------------------------------------------------------------------------------------------
 # The engine, directly (seat changes without reservation-svc)
 # ---------------------------------------------------------------------------------------------
-M64 = (1 << 64) - 1
-
-
-def _mix64(x):
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & M64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
-def _jump_hash(key, buckets):
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) & M64
-        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
-
-
 class Engine:
     def __init__(self):
         import grpc
@@ -338,7 +300,7 @@ class Engine:
         self.stubs = [seatcore_pb2_grpc.SeatCoreStub(c) for c in self.channels]
 
     def stub(self, event_id):
-        return self.stubs[_jump_hash(_mix64(int(event_id)), len(self.stubs))]
+        return self.stubs[tk_harness.shard_of(event_id, len(self.stubs))]
 
     def hold(self, event_id, user_id, seats, token=""):
         request = self.pb.HoldRequest(event_id=int(event_id), user_id=int(user_id), seats=[int(s) for s in seats],
@@ -382,21 +344,10 @@ class EdgeTestCase(unittest.TestCase):
 # Runner: verbose unittest output, counts for the `run` script's closing line
 # ---------------------------------------------------------------------------------------------
 def main(argv):
-    counts_file, names = None, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--counts":
-            counts_file = next(args)
-        else:
-            names.append(arg)
-    suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped - len(result.expectedFailures)
-    if counts_file:
-        with open(counts_file, "w") as f:
-            f.write(f"{passed} {failed} {skipped}\n")
+    counts_file, names = tk_harness.runner_args(argv)
+    result = tk_harness.run_tests(names)
+    passed, failed, skipped = tk_harness.tally(result)
+    tk_harness.write_counts(counts_file, passed, failed, skipped)
     return 0 if failed == 0 else 1
 
 

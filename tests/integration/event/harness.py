@@ -19,20 +19,18 @@ import signal
 import subprocess
 import sys
 import time
-import unittest
-import urllib.request
 
 import grpc
 
-import health_pb2
-import health_pb2_grpc
-from tiketi.v1 import common_pb2
 from tiketi.v1 import event_pb2 as ev
 from tiketi.v1 import event_pb2_grpc
 from tiketi.v1 import seatcore_pb2 as sc
 from tiketi.v1 import seatcore_pb2_grpc
 
-ERROR_TRAILER = "tiketi-error-bin"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+from tk_harness import shard_of  # noqa: E402  (the tests import it from here too)
+
 RPC_TIMEOUT_S = 10.0
 MAX_MESSAGE = 64 << 20
 C = grpc.StatusCode
@@ -42,11 +40,7 @@ _names = itertools.count(1)
 RUN_TAG = f"r{os.getpid()}"
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/event/run)")
-    return value
+env = tk_harness.env_reader("tests/integration/event/run")
 
 
 def unique(word):
@@ -55,69 +49,14 @@ def unique(word):
 
 
 # ---------------------------------------------------------------------------------------------
-# Routing: the same jump hash as rpc_router.c / seatcored (tk_hash_u64 then jump consistent hash)
-# ---------------------------------------------------------------------------------------------
-MASK = (1 << 64) - 1
-
-
-def tk_hash_u64(x):
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & MASK
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & MASK
-    x ^= x >> 31
-    return x
-
-
-def jump_hash(key, buckets):
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) & MASK
-        j = int(float(b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
-
-
-def shard_of(event_id, shards):
-    return jump_hash(tk_hash_u64(int(event_id)), shards)
-
-
-# ---------------------------------------------------------------------------------------------
 # Calls
 # ---------------------------------------------------------------------------------------------
-class Result:
-    def __init__(self, reply=None, code=C.OK, details="", detail=None):
-        self.reply, self.code, self.details, self.detail = reply, code, details, detail
-
-    @property
-    def ok(self):
-        return self.code == C.OK
-
-    def __str__(self):
-        if self.ok:
-            return "OK"
-        text = f"{self.code.name} '{self.details}'"
-        return text + (f" [detail code={self.detail.code!r}]" if self.detail else " [no tiketi-error-bin trailer]")
-
-
-def rpc(method, request, timeout=RPC_TIMEOUT_S):
-    try:
-        return Result(reply=method(request, timeout=timeout))
-    except grpc.RpcError as err:
-        detail = None
-        for key, value in err.trailing_metadata() or ():
-            if key == ERROR_TRAILER:
-                detail = common_pb2.ErrorDetail.FromString(value)
-        return Result(code=err.code(), details=err.details() or "", detail=detail)
+rpc = tk_harness.rpc_with_timeout(RPC_TIMEOUT_S)
 
 
 def channel(address):
     return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                                    ("grpc.max_send_message_length", MAX_MESSAGE)])
-
-
-def decode_states(states, capacity):
-    return [(states[i >> 2] >> ((i & 3) * 2)) & 3 for i in range(capacity)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,14 +89,8 @@ def redis(*args):
 
 def metrics():
     """event-svc's /metrics as {name: value} (samples without labels)."""
-    with urllib.request.urlopen(f"http://{env('EVENT_METRICS')}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, _, value = line.partition(" ")
-            values[name] = float(value)
-    return values
+    samples = tk_harness.parse_metrics(tk_harness.metrics_text(env("EVENT_METRICS")))
+    return {name: value for name, value in samples.items() if "{" not in name}
 
 
 def admin_user():
@@ -193,14 +126,6 @@ COMMIT;""", id=event_id, name=name, shard=shard_of(event_id, shards), rows=rows,
 # ---------------------------------------------------------------------------------------------
 # Daemons: started again from the command lines `run` wrote
 # ---------------------------------------------------------------------------------------------
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class Daemon:
     def __init__(self, name, address):
         self.name, self.address = name, address
@@ -214,13 +139,10 @@ class Daemon:
         work = env("EVENT_WORK")
         with open(os.path.join(work, "cmd", f"{self.name}.args")) as f:
             args = [line.rstrip("\n") for line in f if line.rstrip("\n")]
-        with open(os.path.join(work, "logs", f"{self.name}.log"), "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        with open(os.path.join(work, "daemon.pids"), "a") as pids:
-            pids.write(f"{self.proc.pid}\n")
+        self.proc = tk_harness.spawn(args, os.path.join(work, "logs", f"{self.name}.log"), work)
         with open(os.path.join(work, "run", f"{self.name}.pid"), "w") as f:
             f.write(f"{self.proc.pid}\n")
-        if not wait_serving(self.address, self.proc.pid, timeout_s):
+        if not tk_harness.wait_serving(self.address, lambda: tk_harness.pid_alive(self.proc.pid), timeout_s):
             raise AssertionError(f"{self.name} did not become SERVING again")
         return self
 
@@ -236,28 +158,12 @@ class Daemon:
                 os.kill(pid, signal.SIGKILL)
                 self.proc.wait()
                 raise AssertionError(f"{self.name} did not stop within {timeout_s}s")
-        while alive(pid):
+        while tk_harness.pid_alive(pid):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"{self.name} did not stop within {timeout_s}s")
             time.sleep(0.05)
         return None
-
-
-def wait_serving(address, pid, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and alive(pid):
-        ch = grpc.insecure_channel(address)  # a fresh channel: a failed one backs off for seconds
-        try:
-            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return True
-        except grpc.RpcError:
-            pass
-        finally:
-            ch.close()
-        time.sleep(0.05)
-    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,8 +173,8 @@ def section(name="A", rows=2, seats_per_row=5, price_cents=1000):
     return ev.SectionSpec(name=name, rows=rows, seats_per_row=seats_per_row, price_cents=price_cents)
 
 
-class EventsTestCase(unittest.TestCase):
-    maxDiff = 4000
+class EventsTestCase(tk_harness.ServiceTestCase):
+    poll_interval_s = 0.1
 
     @classmethod
     def setUpClass(cls):
@@ -288,23 +194,6 @@ class EventsTestCase(unittest.TestCase):
         cls.channel.close()
         for ch in cls.shard_channels:
             ch.close()
-
-    # -- assertions with the call's status and detail in the message --
-    def assertOk(self, result, what=""):
-        if not result.ok:
-            self.fail(f"{what or 'call'}: expected OK, got {result}")
-        return result.reply
-
-    def assertFails(self, result, code, error_code=None, what="", mentions=None):
-        label = what or "call"
-        if result.code != code:
-            self.fail(f"{label}: expected {code.name}, got {result}")
-        if error_code is not None:
-            self.assertIsNotNone(result.detail, f"{label}: no {ERROR_TRAILER} trailer")
-            self.assertEqual(result.detail.code, error_code, f"{label}: machine code: {result}")
-        if mentions is not None:
-            self.assertIn(mentions, result.details, f"{label}: the message should name {mentions!r}")
-        return result
 
     # -- shortcuts --
     def request(self, name=None, sections=None, **fields):
@@ -341,49 +230,16 @@ class EventsTestCase(unittest.TestCase):
                     id=event_id)
         return rows[0] if rows else None
 
-    def poll(self, fn, timeout_s, interval_s=0.1, what="condition"):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = fn()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                self.fail(f"{what}: not reached within {timeout_s}s")
-            time.sleep(interval_s)
-
 
 # ---------------------------------------------------------------------------------------------
 # Runner: verbose unittest output, counts for the `run` script's closing line
 # ---------------------------------------------------------------------------------------------
-class TimedResult(unittest.TextTestResult):
-    def startTest(self, test):
-        self._started = time.monotonic()
-        super().startTest(test)
-
-    def stopTest(self, test):
-        super().stopTest(test)
-        self.durations = getattr(self, "durations", [])
-        self.durations.append((time.monotonic() - self._started, test.id()))
-
-
 def main(argv):
-    counts_file, names = None, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--counts":
-            counts_file = next(args)
-        else:
-            names.append(arg)
-    suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=TimedResult).run(suite)
-    slowest = sorted(getattr(result, "durations", []), reverse=True)[:6]
-    if slowest:
-        print("slowest: " + ", ".join(f"{name.split('.', 1)[-1]} {seconds:.1f}s" for seconds, name in slowest))
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
-    if counts_file:
-        with open(counts_file, "w") as f:
-            f.write(f"{passed} {failed}\n")
+    counts_file, names = tk_harness.runner_args(argv)
+    result = tk_harness.run_tests(names)
+    tk_harness.print_slowest(result)
+    passed, failed, _ = tk_harness.tally(result)
+    tk_harness.write_counts(counts_file, passed, failed)
     return 0 if failed == 0 else 1
 
 

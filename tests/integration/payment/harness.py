@@ -18,13 +18,10 @@ Run `harness.py --counts FILE MODULE...` to run test modules and write "passed f
 """
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
-import unittest
 import urllib.error
 import urllib.request
 import uuid
@@ -32,73 +29,29 @@ import uuid
 import grpc
 
 import health_pb2
-import health_pb2_grpc
-from tiketi.v1 import common_pb2
 from tiketi.v1 import payment_pb2 as pb
 from tiketi.v1 import payment_pb2_grpc
 
-ERROR_TRAILER = "tiketi-error-bin"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+from tk_harness import new_key, wait_for  # noqa: E402  (the tests use them as harness.*)
+
 RPC_TIMEOUT_S = 10.0
 TEST_CARDS = ("tok_approve", "tok_decline", "tok_slow", "tok_error")
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/payment/run)")
-    return value
-
-
-def new_key(prefix="it"):
-    return f"{prefix}-{uuid.uuid4()}"
+env = tk_harness.env_reader("tests/integration/payment/run")
 
 
 # ---------------------------------------------------------------------------------------------
 # gRPC
 # ---------------------------------------------------------------------------------------------
-class Result:
-    """The outcome of one unary call: the reply, or the status with its decoded ErrorDetail."""
-
-    def __init__(self, reply=None, code=grpc.StatusCode.OK, details="", detail=None, elapsed=0.0):
-        self.reply, self.code, self.details, self.detail, self.elapsed = reply, code, details, detail, elapsed
-
-    @property
-    def ok(self):
-        return self.code == grpc.StatusCode.OK
-
-    @property
-    def error_code(self):
-        return self.detail.code if self.detail is not None else ""
-
-    def __str__(self):
-        if self.ok:
-            return f"OK {self.reply}".replace("\n", " ")
-        return f"{self.code.name} '{self.details}' [code={self.error_code!r}] after {self.elapsed:.2f}s"
+rpc = tk_harness.rpc_with_timeout(RPC_TIMEOUT_S)
 
 
-def _error_detail(err):
-    for key, value in err.trailing_metadata() or ():
-        if key == ERROR_TRAILER:
-            return common_pb2.ErrorDetail.FromString(value)
-    return None
-
-
-def rpc(method, request, timeout=RPC_TIMEOUT_S):
-    started = time.monotonic()
-    try:
-        reply = method(request, timeout=timeout)
-        return Result(reply=reply, elapsed=time.monotonic() - started)
-    except grpc.RpcError as err:
-        return Result(code=err.code(), details=err.details() or "", detail=_error_detail(err),
-                      elapsed=time.monotonic() - started)
-
-
-class Client:
+class Client(tk_harness.Client):
     def __init__(self, address):
-        self.address = address
-        self.channel = grpc.insecure_channel(address)
-        self.stub = payment_pb2_grpc.PaymentsStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        super().__init__(address, payment_pb2_grpc.PaymentsStub)
 
     def charge(self, reservation_id, user_id, amount=1500, card="tok_approve", key=None, currency="EUR",
                timeout=RPC_TIMEOUT_S):
@@ -119,9 +72,6 @@ class Client:
             return status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError:
             return False
-
-    def close(self):
-        self.channel.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,43 +155,16 @@ def raw_exchange(address, payload, timeout=5.0, read=True):
 
 
 def metrics_text(metrics_url):
-    status, _, body = http("GET", f"{metrics_url}/metrics")
-    assert status == 200, status
-    return body
+    return tk_harness.metrics_text(metrics_url, timeout=10)
 
 
 def metric(metrics_url, name, **labels):
     """The value of one sample (labels must match exactly those given, in any order), or None."""
-    want = {k: str(v) for k, v in labels.items()}
-    for line in metrics_text(metrics_url).splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        sample, _, label_text = head.partition("{")
-        if sample != name:
-            continue
-        found = {}
-        for part in label_text.rstrip("}").split(","):
-            if "=" in part:
-                k, _, v = part.partition("=")
-                found[k] = v.strip('"')
-        if found == want:
-            return float(value)
-    return None
+    return tk_harness.metric_value(metrics_text(metrics_url), name, **labels)
 
 
 def breaker_state(metrics_url, gateway="card"):
     return metric(metrics_url, "tiketi_payment_breaker_state", gateway=gateway)
-
-
-def wait_for(predicate, seconds, step=0.05):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,51 +266,17 @@ def payment_id_for_key(key):
 # ---------------------------------------------------------------------------------------------
 # Daemons: a gateway-sim + payment-svc pair with its own flags
 # ---------------------------------------------------------------------------------------------
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _free_ports(n):
-    out = subprocess.run([env("FREE_PORT"), str(n)], capture_output=True, text=True, check=True).stdout
-    return [int(p) for p in out.split()]
-
-
 class Daemon:
     def __init__(self, name, argv, log_path):
         self.name, self.argv, self.log_path = name, argv, log_path
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        with open(os.path.join(env("PAYMENT_WORK"), "daemon.pids"), "a") as f:
-            f.write(f"{self.proc.pid}\n")
+        self.proc = tk_harness.spawn(argv, log_path, env("PAYMENT_WORK"))
 
     def alive(self):
         return self.proc.poll() is None
 
     def stop(self, timeout=15.0):
         """SIGTERM; returns the exit status (None if it had to be killed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.log.close()
-                return None
-        self.log.close()
-        return self.proc.returncode
+        return tk_harness.terminate(self.proc, timeout)
 
 
 class Pair:
@@ -397,7 +286,7 @@ class Pair:
         self.name = name
         logs = os.path.join(env("PAYMENT_WORK"), "logs")
         for attempt in range(3):  # a probed port can be taken before the daemon binds it
-            sim_port, grpc_port, metrics_port = _free_ports(3)
+            sim_port, grpc_port, metrics_port = tk_harness.free_ports(3)
             self.sim_url = f"http://127.0.0.1:{sim_port}"
             self.sim = Daemon(f"{name}-sim", [env("SIM_BIN"), "--listen", f"127.0.0.1:{sim_port}",
                                              "--log-level", "warn", *sim_flags], os.path.join(logs, f"{name}-sim.log"))
@@ -412,7 +301,8 @@ class Pair:
                                              "--grace-ms", "5000", *svc_flags],
                               os.path.join(logs, f"{name}-svc.log"))
             # wait for the port first: a gRPC channel that found nobody listening backs off for a second or more
-            if not wait_for(lambda: _port_open(grpc_port) or not self.svc.alive(), 15) or not self.svc.alive():
+            port_open = wait_for(lambda: tk_harness.port_open(self.address) or not self.svc.alive(), 15)
+            if not port_open or not self.svc.alive():
                 self.sim.stop()
                 self.svc.stop()
                 continue
@@ -443,33 +333,19 @@ def shared_sim():
 # ---------------------------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------------------------
-class _Result(unittest.TextTestResult):
+class _Result(tk_harness.TimedResult):
     """Prints how long each test took (the suite has a time budget)."""
-
-    def startTest(self, test):
-        self._started = time.monotonic()
-        super().startTest(test)
 
     def stopTest(self, test):
         super().stopTest(test)
-        self.stream.writeln(f"    ({time.monotonic() - self._started:.1f}s)")
+        self.stream.writeln(f"    ({self.took():.1f}s)")
 
 
 def main(argv):
-    counts_path = None
-    if len(argv) >= 2 and argv[0] == "--counts":
-        counts_path, argv = argv[1], argv[2:]
-    loader = unittest.TestLoader()
-    suite = unittest.TestSuite()
-    for name in argv:
-        suite.addTests(loader.loadTestsFromName(name))
-    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=_Result)
-    result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
-    if counts_path:
-        with open(counts_path, "w") as f:
-            f.write(f"{passed} {failed}\n")
+    counts_path, names = tk_harness.runner_args(argv)
+    result = tk_harness.run_tests(names, _Result)
+    passed, failed, _ = tk_harness.tally(result)
+    tk_harness.write_counts(counts_path, passed, failed)
     return 0 if failed == 0 else 1
 
 

@@ -3,7 +3,8 @@
 Independent clients only: Debian's python3-grpcio with stubs generated from proto/ by
 grpc_tools.protoc (the `run` script puts them on PYTHONPATH), python3-redis, and psql for the
 catalog rows. Nothing here links the project's C code; the jump consistent hash that picks an
-event's shard is written again below from its paper, so a disagreement with rpc_router shows up.
+event's shard is written again from its paper (tests/support/tk_harness.py), so a disagreement
+with rpc_router shows up.
 
 Environment (set by `run`):
   QUEUE_ADDR, QUEUE_METRICS   the shared queue-svc (gRPC, HTTP /metrics)
@@ -18,29 +19,23 @@ Run `harness.py --counts FILE MODULE...` to run test modules and write "passed f
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import unittest
-import urllib.request
 
 import grpc
 import redis
 
-import health_pb2
-import health_pb2_grpc
-from tiketi.v1 import common_pb2
 from tiketi.v1 import queue_pb2 as qpb
 from tiketi.v1 import queue_pb2_grpc
 from tiketi.v1 import seatcore_pb2 as pb
 from tiketi.v1 import seatcore_pb2_grpc
 
-ERROR_TRAILER = "tiketi-error-bin"
-# While a daemon comes up, each probe uses a fresh channel with its own subchannel: a shared one
-# would wait out gRPC's reconnect backoff (1 s, 1.6 s, ...) after the first refused connection.
-PROBE_CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+from tk_harness import shard_of  # noqa: E402
+
 RPC_TIMEOUT_S = 5.0
 C = grpc.StatusCode
 
@@ -52,83 +47,18 @@ def next_event_id():
     return next(_event_ids)
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/queue/run)")
-    return value
+env = tk_harness.env_reader("tests/integration/queue/run")
 
 
 # ---------------------------------------------------------------------------------------------
-# Shard choice: jump consistent hash (Lamping & Veach 2014) over splitmix64-finalised ids
+# Calls and /metrics
 # ---------------------------------------------------------------------------------------------
-M64 = (1 << 64) - 1
-
-
-def mix64(x):
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & M64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & M64
-    x ^= x >> 31
-    return x
-
-
-def jump_hash(key, buckets):
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) & M64
-        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
-
-
-def shard_of(event_id, shard_count):
-    return jump_hash(mix64(event_id), shard_count)
-
-
-# ---------------------------------------------------------------------------------------------
-# Calls
-# ---------------------------------------------------------------------------------------------
-class Result:
-    def __init__(self, reply=None, code=C.OK, details="", detail=None):
-        self.reply, self.code, self.details, self.detail = reply, code, details, detail
-
-    @property
-    def ok(self):
-        return self.code == C.OK
-
-    def __str__(self):
-        if self.ok:
-            return "OK"
-        text = f"{self.code.name} '{self.details}'"
-        return text + (f" [detail code={self.detail.code!r}]" if self.detail else " [no tiketi-error-bin trailer]")
-
-
-def error_detail(err):
-    for key, value in err.trailing_metadata() or ():
-        if key == ERROR_TRAILER:
-            return common_pb2.ErrorDetail.FromString(value)
-    return None
-
-
-def rpc(method, request, timeout=RPC_TIMEOUT_S):
-    try:
-        return Result(reply=method(request, timeout=timeout))
-    except grpc.RpcError as err:
-        return Result(code=err.code(), details=err.details() or "", detail=error_detail(err))
+rpc = tk_harness.rpc_with_timeout(RPC_TIMEOUT_S)
 
 
 def metrics(address):
     """The Prometheus text of a daemon's /metrics as {name{labels}: value}."""
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as reply:
-        text = reply.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
+    return tk_harness.parse_metrics(tk_harness.metrics_text(address, timeout=2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,8 +116,7 @@ class Feed:
 # ---------------------------------------------------------------------------------------------
 # Test case base: clients for queue-svc, the shards, Redis and the catalog
 # ---------------------------------------------------------------------------------------------
-class QueueTestCase(unittest.TestCase):
-    maxDiff = 4000
+class QueueTestCase(tk_harness.ServiceTestCase):
     catalog_url_env = "PG_URL"
 
     @classmethod
@@ -208,20 +137,6 @@ class QueueTestCase(unittest.TestCase):
         for c in cls.shard_channels:
             c.close()
         cls.redis.close()
-
-    # -- assertions --
-    def assertOk(self, result, what="call"):
-        if not result.ok:
-            self.fail(f"{what}: expected OK, got {result}")
-        return result.reply
-
-    def assertFails(self, result, code, error_code=None, what="call"):
-        if result.code != code:
-            self.fail(f"{what}: expected {code.name}{f' ({error_code})' if error_code else ''}, got {result}")
-        if error_code is not None:
-            self.assertIsNotNone(result.detail, f"{what}: {code.name} without a {ERROR_TRAILER} trailer")
-            self.assertEqual(result.detail.code, error_code, f"{what}: wrong machine code: {result}")
-        return result
 
     # -- the engine and the catalog --
     def engine(self, event_id):
@@ -283,109 +198,37 @@ class QueueTestCase(unittest.TestCase):
                    pb.HoldRequest(event_id=event_id, user_id=user_id, seats=[seat], admission_token=token,
                                   idempotency_key=f"it-{event_id}-{user_id}-{seat}"))
 
-    def poll(self, fn, timeout_s, interval_s=0.05, what="condition"):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            last = fn()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                self.fail(f"{what}: not reached within {timeout_s}s")
-            time.sleep(interval_s)
-
 
 # ---------------------------------------------------------------------------------------------
 # queue-svc processes started by the tests (replicas)
 # ---------------------------------------------------------------------------------------------
-class QueueDaemon:
-    _serial = itertools.count(1)
+class QueueDaemon(tk_harness.Daemon):
+    program = "queue-svc"
 
     def __init__(self, name, database_url, extra=()):
-        self.name, self.database_url, self.extra = name, database_url, list(extra)
-        self.proc = self.address = self.metrics_address = self.log_path = None
+        super().__init__(name)
+        self.database_url, self.extra = database_url, list(extra)
 
-    def start(self, timeout_s=15.0):
-        work = env("QUEUE_WORK")
-        for _ in range(3):  # a probed port can be taken before we bind it
-            port, metrics_port = subprocess.check_output([env("FREE_PORT"), "2"], text=True).split()
-            self.log_path = os.path.join(work, "logs", f"{self.name}-{next(self._serial)}.log")
-            args = [env("QUEUE_BIN"), "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
-                    "--database-url", self.database_url, "--replica-id", self.name]
-            args += env("QUEUE_FLAGS").split() + self.extra
-            with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True)
-            with open(os.path.join(work, "daemon.pids"), "a") as pids:
-                pids.write(f"{self.proc.pid}\n")
-            self.address, self.metrics_address = f"127.0.0.1:{port}", f"127.0.0.1:{metrics_port}"
-            if self._wait_serving(timeout_s):
-                return self
-            if self.proc.poll() is None:
-                break
-        self.kill()
-        raise AssertionError(f"{self.name}: queue-svc did not become SERVING:\n{self.log_tail()}")
+    def work(self):
+        return env("QUEUE_WORK")
 
-    def _wait_serving(self, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            channel = grpc.insecure_channel(self.address, options=PROBE_CHANNEL_OPTIONS)
-            try:
-                result = rpc(health_pb2_grpc.HealthStub(channel).Check, health_pb2.HealthCheckRequest(), timeout=0.5)
-            finally:
-                channel.close()
-            if result.ok and result.reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return True
-            time.sleep(0.05)
-        return False
+    def command(self, port, metrics_port):
+        args = [env("QUEUE_BIN"), "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
+                "--database-url", self.database_url, "--replica-id", self.name]
+        return args + env("QUEUE_FLAGS").split() + self.extra
 
     def metric(self, name):
         return metrics(self.metrics_address).get(name, 0.0)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-
-    def terminate(self, timeout_s=15):
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            rc = None
-        return rc, time.monotonic() - started
-
-    def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 # ---------------------------------------------------------------------------------------------
 # Runner: verbose unittest output, counts for the `run` script's closing line
 # ---------------------------------------------------------------------------------------------
 def main(argv):
-    counts_file, names = None, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--counts":
-            counts_file = next(args)
-        else:
-            names.append(arg)
-    suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
-    if counts_file:
-        with open(counts_file, "w") as f:
-            f.write(f"{passed} {failed}\n")
+    counts_file, names = tk_harness.runner_args(argv)
+    result = tk_harness.run_tests(names)
+    passed, failed, _ = tk_harness.tally(result)
+    tk_harness.write_counts(counts_file, passed, failed)
     return 0 if failed == 0 else 1
 
 

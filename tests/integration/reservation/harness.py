@@ -28,7 +28,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 import urllib.error
 import urllib.request
 import uuid
@@ -36,8 +35,6 @@ import uuid
 import grpc
 
 import health_pb2
-import health_pb2_grpc
-from tiketi.v1 import common_pb2
 from tiketi.v1 import payment_pb2
 from tiketi.v1 import payment_pb2_grpc
 from tiketi.v1 import reservation_pb2 as rpb
@@ -45,73 +42,30 @@ from tiketi.v1 import reservation_pb2_grpc
 from tiketi.v1 import seatcore_pb2 as spb
 from tiketi.v1 import seatcore_pb2_grpc
 
-ERROR_TRAILER = "tiketi-error-bin"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+from tk_harness import new_key  # noqa: E402  (the tests use it as harness.new_key)
+
 RPC_TIMEOUT_S = 20.0
 C = grpc.StatusCode
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/reservation/run)")
-    return value
-
-
-def new_key(prefix="it"):
-    return f"{prefix}-{uuid.uuid4()}"
+env = tk_harness.env_reader("tests/integration/reservation/run")
 
 
 def wait_for(predicate, seconds, step=0.1):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+    return tk_harness.wait_for(predicate, seconds, step)
 
 
 # ---------------------------------------------------------------------------------------------
 # gRPC
 # ---------------------------------------------------------------------------------------------
-class Result:
-    """The outcome of one unary call: the reply, or the status with its decoded ErrorDetail."""
-
-    def __init__(self, reply=None, code=C.OK, details="", detail=None, elapsed=0.0):
-        self.reply, self.code, self.details, self.detail, self.elapsed = reply, code, details, detail, elapsed
-
-    @property
-    def ok(self):
-        return self.code == C.OK
-
-    @property
-    def error_code(self):
-        return self.detail.code if self.detail is not None else ""
-
-    def __str__(self):
-        if self.ok:
-            return f"OK {self.reply}".replace("\n", " ")
-        return f"{self.code.name} '{self.details}' [code={self.error_code!r}] after {self.elapsed:.2f}s"
+rpc = tk_harness.rpc_with_timeout(RPC_TIMEOUT_S)
 
 
-def rpc(method, request, timeout=RPC_TIMEOUT_S):
-    started = time.monotonic()
-    try:
-        return Result(reply=method(request, timeout=timeout), elapsed=time.monotonic() - started)
-    except grpc.RpcError as err:
-        detail = None
-        for key, value in err.trailing_metadata() or ():
-            if key == ERROR_TRAILER:
-                detail = common_pb2.ErrorDetail.FromString(value)
-        return Result(code=err.code(), details=err.details() or "", detail=detail,
-                      elapsed=time.monotonic() - started)
-
-
-class Reservations:
+class Reservations(tk_harness.Client):
     def __init__(self, address):
-        self.channel = grpc.insecure_channel(address)
-        self.stub = reservation_pb2_grpc.ReservationsStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        super().__init__(address, reservation_pb2_grpc.ReservationsStub)
 
     def hold(self, event_id, user_id, seats=None, count=0, section="", token="", key=None):
         request = rpb.CreateHoldRequest(event_id=str(event_id), user_id=str(user_id),
@@ -144,41 +98,17 @@ class Reservations:
         except grpc.RpcError:
             return False
 
-    def close(self):
-        self.channel.close()
-
 
 # ---------------------------------------------------------------------------------------------
 # The engine: routing (jump hash, as rpc_router.c and seatcored compute it) and calls
 # ---------------------------------------------------------------------------------------------
-MASK = (1 << 64) - 1
-
-
-def tk_hash_u64(x):
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & MASK
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & MASK
-    x ^= x >> 31
-    return x
-
-
-def jump_hash(key, buckets):
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) & MASK
-        j = int(float(b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
-
-
 class Engine:
     def __init__(self, shards):
         self.addresses = shards.split(",")
         self.stubs = [seatcore_pb2_grpc.SeatCoreStub(grpc.insecure_channel(a)) for a in self.addresses]
 
     def shard_of(self, event_id):
-        return jump_hash(tk_hash_u64(int(event_id)), len(self.addresses))
+        return tk_harness.shard_of(event_id, len(self.addresses))
 
     def stub(self, event_id):
         return self.stubs[self.shard_of(event_id)]
@@ -187,8 +117,7 @@ class Engine:
         """[0 free | 1 held | 2 sold] per seat."""
         result = rpc(self.stub(event_id).GetAvailability, spb.EventRef(event_id=int(event_id)))
         assert result.ok, str(result)
-        states = result.reply.states
-        return [(states[i // 4] >> (2 * (i % 4))) & 3 for i in range(result.reply.capacity)]
+        return tk_harness.decode_states(result.reply.states, result.reply.capacity)
 
     def get_hold(self, event_id, user_id, hold_id):
         return rpc(self.stub(event_id).GetHold, spb.HoldRef(event_id=int(event_id), user_id=int(user_id),
@@ -258,24 +187,11 @@ class Sim:
 
 
 def metrics_text():
-    status, body = http("GET", f"{env('RSV_METRICS_URL')}/metrics")
-    assert status == 200, status
-    return body
+    return tk_harness.metrics_text(env("RSV_METRICS_URL"), timeout=10)
 
 
 def metric(name, **labels):
-    want = {k: str(v) for k, v in labels.items()}
-    for line in metrics_text().splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        sample, _, label_text = head.partition("{")
-        if sample != name:
-            continue
-        found = dict(part.split("=", 1) for part in label_text.rstrip("}").split(",") if "=" in part)
-        if {k: v.strip('"') for k, v in found.items()} == want:
-            return float(value)
-    return None
+    return tk_harness.metric_value(metrics_text(), name, **labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,11 +312,7 @@ class Service:
         self.client = Reservations(env("RSV_ADDR"))
 
     def start(self, seconds=30.0):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        with open(os.path.join(env("RSV_WORK"), "daemon.pids"), "a") as f:
-            f.write(f"{self.proc.pid}\n")
+        self.proc = tk_harness.spawn(self.argv, self.log_path, env("RSV_WORK"))
         if not wait_for(lambda: self.client.serving() or self.proc.poll() is not None, seconds, 0.05) or \
                 self.proc.poll() is not None:
             raise AssertionError(f"reservation-svc did not become SERVING (exit {self.proc.poll()}); "
@@ -416,21 +328,13 @@ class Service:
 
     def terminate(self, seconds=20.0):
         """SIGTERM; the exit status (None if it had to be killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(seconds)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return tk_harness.terminate(self.proc, seconds) if self.proc is not None else None
 
 
 SERVICE = None  # set by main()
 
 
-class TestCase(unittest.TestCase):
+class TestCase(tk_harness.ServiceTestCase):
     """Clients, fixtures and assertions every test module shares."""
 
     @classmethod
@@ -439,15 +343,6 @@ class TestCase(unittest.TestCase):
         cls.rsv = SERVICE.client
         cls.engine = Engine(env("RSV_SHARDS"))
         cls.sim = Sim(env("SIM_URL"))
-
-    def assertOk(self, result, what=""):
-        self.assertTrue(result.ok, f"{what}: {result}" if what else str(result))
-        return result.reply
-
-    def assertFails(self, result, code, error_code=None, what=""):
-        self.assertEqual(result.code, code, f"{what}: {result}")
-        if error_code is not None:
-            self.assertEqual(result.error_code, error_code, f"{what}: {result}")
 
     def buyer(self, event_id):
         """A new user with an admission token for the event (from the engine's waiting room)."""
@@ -486,16 +381,12 @@ class TestCase(unittest.TestCase):
 # ---------------------------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------------------------
-class _TimedResult(unittest.TextTestResult):
+class _TimedResult(tk_harness.TimedResult):
     """Shows each test's duration after its verdict (the suite has a time budget)."""
-
-    def startTest(self, test):
-        self._started = time.monotonic()
-        super().startTest(test)
 
     def _took(self):
         if self.showAll:
-            self.stream.write(f"[{time.monotonic() - self._started:.1f}s] ")
+            self.stream.write(f"[{self.took():.1f}s] ")
 
     def addSuccess(self, test):
         self._took()
@@ -512,27 +403,18 @@ class _TimedResult(unittest.TextTestResult):
 
 def main(argv):
     import harness as shared  # the module the tests import (this file runs as __main__)
-    counts_path = None
-    if len(argv) >= 2 and argv[0] == "--counts":
-        counts_path, argv = argv[1], argv[2:]
+    counts_path, names = tk_harness.runner_args(argv)
     SERVICE = shared.SERVICE = shared.Service()
     SERVICE.start()
-    loader = unittest.TestLoader()
-    suite = unittest.TestSuite()
-    for name in argv:
-        suite.addTests(loader.loadTestsFromName(name))
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=_TimedResult).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    result = tk_harness.run_tests(names, _TimedResult)
+    passed, failed, _ = tk_harness.tally(result)
     alive = SERVICE.proc.poll() is None
     print(f"check: reservation-svc still running after the tests ... {'ok' if alive else 'FAIL'}")
     rc = SERVICE.terminate()
     print(f"check: reservation-svc exits 0 on SIGTERM ... {'ok' if rc == 0 else f'FAIL (status {rc})'}")
     passed += int(alive) + int(rc == 0)
     failed += int(not alive) + int(rc != 0)
-    if counts_path:
-        with open(counts_path, "w") as f:
-            f.write(f"{passed} {failed}\n")
+    tk_harness.write_counts(counts_path, passed, failed)
     return 0 if failed == 0 else 1
 
 

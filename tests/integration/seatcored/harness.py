@@ -16,21 +16,18 @@ Run `harness.py --counts FILE MODULE...` to run test modules and write "passed f
 """
 import itertools
 import os
-import signal
-import subprocess
 import sys
 import time
 import unittest
 
-import grpc
-
 import health_pb2
-import health_pb2_grpc
-from tiketi.v1 import common_pb2
 from tiketi.v1 import seatcore_pb2 as pb
 from tiketi.v1 import seatcore_pb2_grpc
 
-ERROR_TRAILER = "tiketi-error-bin"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+from tk_harness import decode_states  # noqa: E402,F401  (the tests import it from here)
+
 RPC_TIMEOUT_S = 5.0
 SERVICE = "tiketi.v1.SeatCore"
 
@@ -69,73 +66,18 @@ def next_event_id():
     return next(_event_ids)
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise unittest.SkipTest(f"{name} is not set (run the suite through tests/integration/seatcored/run)")
-    return value
+env = tk_harness.env_reader("tests/integration/seatcored/run")
 
 
 # ---------------------------------------------------------------------------------------------
 # Calls
 # ---------------------------------------------------------------------------------------------
-class Result:
-    """The outcome of one unary call: the reply, or the status with its decoded ErrorDetail."""
-
-    def __init__(self, reply=None, code=grpc.StatusCode.OK, details="", detail=None, elapsed=0.0):
-        self.reply = reply
-        self.code = code
-        self.details = details
-        self.detail = detail  # common_pb2.ErrorDetail from the tiketi-error-bin trailer, or None
-        self.elapsed = elapsed
-
-    @property
-    def ok(self):
-        return self.code == grpc.StatusCode.OK
-
-    @property
-    def error_code(self):
-        return self.detail.code if self.detail is not None else ""
-
-    def __str__(self):
-        if self.ok:
-            return "OK"
-        text = f"{self.code.name} '{self.details}'"
-        if self.detail is not None:
-            text += f" [detail code={self.detail.code!r}"
-            if self.detail.unavailable_seats:
-                text += f" unavailable={list(self.detail.unavailable_seats)}"
-            text += "]"
-        else:
-            text += " [no tiketi-error-bin trailer]"
-        return text
+rpc = tk_harness.rpc_with_timeout(RPC_TIMEOUT_S)  # a stub attribute or a raw multicallable -> Result
 
 
-def error_detail(err):
-    """Decodes the tiketi-error-bin trailer of a failed call (None if absent)."""
-    for key, value in err.trailing_metadata() or ():
-        if key == ERROR_TRAILER:
-            return common_pb2.ErrorDetail.FromString(value)
-    return None
-
-
-def rpc(method, request, timeout=RPC_TIMEOUT_S):
-    """Calls a unary method (a stub attribute or a raw multicallable) and returns a Result."""
-    started = time.monotonic()
-    try:
-        reply = method(request, timeout=timeout)
-        return Result(reply=reply, elapsed=time.monotonic() - started)
-    except grpc.RpcError as err:
-        return Result(code=err.code(), details=err.details() or "", detail=error_detail(err),
-                      elapsed=time.monotonic() - started)
-
-
-class Client:
+class Client(tk_harness.Client):
     def __init__(self, address):
-        self.address = address
-        self.channel = grpc.insecure_channel(address)
-        self.stub = seatcore_pb2_grpc.SeatCoreStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        super().__init__(address, seatcore_pb2_grpc.SeatCoreStub)
 
     def raw_unary(self, method, service=SERVICE):
         """A multicallable that sends and returns raw bytes (no serialisation)."""
@@ -143,9 +85,6 @@ class Client:
 
     def raw_stream(self, method, service=SERVICE):
         return self.channel.unary_stream(f"/{service}/{method}")
-
-    def close(self):
-        self.channel.close()
 
 
 def health_status(client, service="", timeout=1.0):
@@ -156,11 +95,6 @@ def health_status(client, service="", timeout=1.0):
 # ---------------------------------------------------------------------------------------------
 # Seat maps
 # ---------------------------------------------------------------------------------------------
-def decode_states(states, capacity):
-    """The 2-bit seat states of an Availability (seat i in bits 2*(i%4) of byte i/4)."""
-    return [(states[i >> 2] >> ((i & 3) * 2)) & 3 for i in range(capacity)]
-
-
 def section(name="A", rows=2, seats_per_row=10, price_cents=0):
     return pb.Section(name=name, rows=rows, seats_per_row=seats_per_row, price_cents=price_cents)
 
@@ -182,10 +116,8 @@ def known_bug(reason):
     return mark
 
 
-class SeatcoreTestCase(unittest.TestCase):
+class SeatcoreTestCase(tk_harness.ServiceTestCase):
     """Talks to the shared memory-mode daemon at TK_IT_ADDR."""
-
-    maxDiff = 4000
 
     @classmethod
     def setUpClass(cls):
@@ -195,22 +127,6 @@ class SeatcoreTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.client.close()
-
-    # -- assertions with the call's status and detail in the message --
-    def assertOk(self, result, what=""):
-        if not result.ok:
-            self.fail(f"{what or 'call'}: expected OK, got {result}")
-        return result.reply
-
-    def assertFails(self, result, code, error_code=None, what=""):
-        label = what or "call"
-        if result.code != code:
-            self.fail(f"{label}: expected {code.name}"
-                      f"{f' ({error_code})' if error_code else ''}, got {result}")
-        if error_code is not None:
-            self.assertIsNotNone(result.detail, f"{label}: {code.name} without a {ERROR_TRAILER} trailer")
-            self.assertEqual(result.detail.code, error_code, f"{label}: wrong machine code in the trailer: {result}")
-        return result
 
     # -- shortcuts --
     def create_event(self, sections=None, **fields):
@@ -227,39 +143,26 @@ class SeatcoreTestCase(unittest.TestCase):
         avail = self.assertOk(rpc(self.stub.GetAvailability, pb.EventRef(event_id=event_id)), "GetAvailability")
         return avail, decode_states(avail.states, avail.capacity)
 
-    def poll(self, fn, timeout_s, interval_s=0.05, what="condition"):
-        """Calls fn() until it returns a true value; fails after timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while True:
-            last = fn()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                self.fail(f"{what}: not reached within {timeout_s}s")
-            time.sleep(interval_s)
-
 
 # ---------------------------------------------------------------------------------------------
 # Daemons started by the tests themselves (durability)
 # ---------------------------------------------------------------------------------------------
-class Daemon:
+class Daemon(tk_harness.Daemon):
     """One seatcored process on free loopback ports. Its pid goes to TK_IT_WORK/daemon.pids
     so that the `run` script stops it even if a test dies half-way."""
 
-    _serial = itertools.count(1)
+    program = "seatcored"
 
     def __init__(self, name, data_dir=None, grace_ms=3000, extra=(), preexec=None):
-        self.name = name
+        super().__init__(name, preexec_fn=preexec)
         self.data_dir = data_dir
         self.grace_ms = grace_ms
         self.extra = list(extra)
-        self.preexec = preexec  # run in the child before exec (signal dispositions, limits)
-        self.proc = None
-        self.address = None
-        self.log_path = None
 
-    def _args(self, port, metrics_port):
+    def work(self):
+        return env("TK_IT_WORK")
+
+    def command(self, port, metrics_port):
         args = [env("TK_IT_SEATCORED"), "--listen", f"127.0.0.1:{port}",
                 "--metrics-listen", f"127.0.0.1:{metrics_port}",
                 "--token-key-file", env("TK_IT_TOKEN_KEY"), "--grace-ms", str(self.grace_ms),
@@ -267,104 +170,23 @@ class Daemon:
         args += ["--data-dir", self.data_dir] if self.data_dir else ["--memory"]
         return args + self.extra
 
-    def start(self, timeout_s=15.0):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        work = env("TK_IT_WORK")
-        os.makedirs(os.path.join(work, "logs"), exist_ok=True)
-        for attempt in range(3):  # a free port can be taken before we bind it: try others
-            port, metrics_port = subprocess.check_output([env("TK_IT_FREE_PORT"), "2"], text=True).split()
-            self.log_path = os.path.join(work, "logs", f"{self.name}-{next(self._serial)}.log")
-            # only the flags count: no inherited SEATCORED_* setting (e.g. a shard list) reaches it
-            clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEATCORED_")}
-            with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen(self._args(port, metrics_port), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True, env=clean_env,
-                                             preexec_fn=self.preexec)
-            with open(os.path.join(work, "daemon.pids"), "a") as pids:
-                pids.write(f"{self.proc.pid}\n")
-            self.address = f"127.0.0.1:{port}"
-            if self._wait_serving(timeout_s):
-                return self
-            if self.proc.poll() is None:
-                break
-        self.kill()
-        raise AssertionError(f"{self.name}: seatcored did not become SERVING; log {self.log_path}:\n{self.log_tail()}")
-
-    def _wait_serving(self, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            # a fresh channel each time: one that failed to connect backs off for seconds
-            client = Client(self.address)
-            try:
-                if health_status(client, timeout=0.5) == health_pb2.HealthCheckResponse.SERVING:
-                    return True
-            finally:
-                client.close()
-            time.sleep(0.05)
-        return False
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        """SIGKILL, then reap."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
+    def child_env(self):
+        # only the flags count: no inherited SEATCORED_* setting (e.g. a shard list) reaches it
+        return {k: v for k, v in os.environ.items() if not k.startswith("SEATCORED_")}
 
     def terminate(self, timeout_s=None):
         """SIGTERM; returns (exit status, seconds it took). SIGKILL if it overstays timeout_s."""
-        timeout_s = timeout_s if timeout_s is not None else self.grace_ms / 1000.0 + 10
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            rc = None
-        return rc, time.monotonic() - started
-
-    def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return super().terminate(timeout_s if timeout_s is not None else self.grace_ms / 1000.0 + 10)
 
 
 # ---------------------------------------------------------------------------------------------
 # Runner: verbose unittest output, counts for the `run` script's closing line
 # ---------------------------------------------------------------------------------------------
-class TimedResult(unittest.TextTestResult):
-    """Remembers how long each test took (the slowest are listed at the end)."""
-
-    def startTest(self, test):
-        self._started = time.monotonic()
-        super().startTest(test)
-
-    def stopTest(self, test):
-        super().stopTest(test)
-        self.durations = getattr(self, "durations", [])
-        self.durations.append((time.monotonic() - self._started, test.id()))
-
-
 def main(argv):
-    counts_file = None
-    names = []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--counts":
-            counts_file = next(args)
-        else:
-            names.append(arg)
-    suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=TimedResult).run(suite)
-    slowest = sorted(getattr(result, "durations", []), reverse=True)[:6]
-    if slowest:
-        print("slowest: " + ", ".join(f"{name.split('.', 1)[-1]} {seconds:.1f}s" for seconds, name in slowest))
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
+    counts_file, names = tk_harness.runner_args(argv)
+    result = tk_harness.run_tests(names)
+    tk_harness.print_slowest(result)
+    passed, failed, _ = tk_harness.tally(result)
     if result.expectedFailures:
         print(f"known bugs (expected failures, see the docstrings): {len(result.expectedFailures)}")
         for test, _ in result.expectedFailures:
@@ -373,9 +195,7 @@ def main(argv):
         print("unexpected successes (a known bug seems fixed: remove its @known_bug marker):")
         for test in result.unexpectedSuccesses:
             print(f"  {test.id()}")
-    if counts_file:
-        with open(counts_file, "w") as f:
-            f.write(f"{passed} {failed}\n")
+    tk_harness.write_counts(counts_file, passed, failed)
     return 0 if failed == 0 else 1
 
 
