@@ -97,6 +97,7 @@ struct edge_server {
     socklen_t listen_addr_len;
     struct edge_loop *loops;
     uint32_t loop_count;
+    pthread_barrier_t loops_started; /* main + every loop: each has made its h2o objects on its own thread */
     struct edge_ratelimit *rate_ip, *rate_user;
     struct edge_feed *feed;
     struct edge_seats *seats;
@@ -113,6 +114,7 @@ struct edge_loop {
     struct edge_server *server;
     uint32_t index;
     pthread_t thread;
+    int listen_fd; /* bound by edge_loops_start; the loop's thread wraps it in its h2o listener */
     h2o_context_t ctx;
     h2o_accept_ctx_t accept;
     h2o_socket_t *listener;

@@ -5,6 +5,8 @@
  * connection to another. A loop has two h2o_multithread receivers on its
  * context's queue: completed gRPC calls (edge_call.c) and broadcasts (queue
  * feed, seat deltas, drain), and a 250 ms tick for WebSocket housekeeping.
+ * A loop's evloop, context and listener are made on the loop's own thread
+ * (loop_setup says why); only the listening sockets are bound beforehand.
  *
  * Connection cap: a connection accepted past --connections-max gets a 503
  * problem written straight away (plain HTTP; over TLS it is simply closed) and
@@ -206,12 +208,43 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick);
 }
 
+/* On the loop's own thread. h2o keeps per-thread state behind what a thread
+ * creates: a socket's input buffer recycles through the bins of the thread that
+ * created the socket (h2o_socket_buffer_prototype is __thread), without locks.
+ * The context's multithread queue reads its wake-up pipe through such a socket,
+ * so a context made on the main thread would have every loop allocating and
+ * freeing in the main thread's bin at once (the crash under load: a corrupt
+ * bin in h2o_mem_alloc_recycle, then double frees reaching gRPC's memory).
+ * Hence every h2o object a loop uses is made here, as h2o's own server does. */
+static void loop_setup(struct edge_loop *loop)
+{
+    struct edge_server *server = loop->server;
+    TK_ASSERT(loop->listen_fd >= 0 && loop->listener == NULL);
+    h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->h2o);
+    loop->accept.ctx = &loop->ctx;
+    loop->accept.hosts = server->h2o.hosts;
+    loop->accept.ssl_ctx = server->ssl;
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->calls, edge_calls_receive);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->broadcasts, on_broadcasts);
+    loop->listener = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    loop->listener->data = loop;
+    /* made on this thread: its buffers (and the queue's, made just before) recycle through this thread's bins */
+    TK_ASSERT(loop->listener->input == &h2o_socket_buffer_prototype._initial_buf);
+    h2o_socket_read_start(loop->listener, on_accept);
+    loop->ws = edge_ws_registry_create(loop);
+    h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, TICK_MS);
+    loop->tick.cb = on_tick;
+    h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick);
+}
+
 static void *loop_main(void *arg)
 {
     struct edge_loop *loop = arg;
     char name[16];
     snprintf(name, sizeof(name), "edge-loop-%u", loop->index);
     pthread_setname_np(pthread_self(), name);
+    loop_setup(loop);
+    pthread_barrier_wait(&loop->server->loops_started);
     while (!atomic_load_explicit(&loop->exit, memory_order_acquire))
         h2o_evloop_run(loop->ctx.loop, 50);
     /* the last completions and broadcasts posted before the exit flag */
@@ -220,34 +253,10 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static enum tk_status loop_init(struct edge_server *server, struct edge_loop *loop, uint32_t index,
-                                struct sockaddr_storage *addr, socklen_t addr_len, char *err, size_t err_len)
-{
-    loop->server = server;
-    loop->index = index;
-    h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->h2o);
-    loop->accept.ctx = &loop->ctx;
-    loop->accept.hosts = server->h2o.hosts;
-    loop->accept.ssl_ctx = server->ssl;
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->calls, edge_calls_receive);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->broadcasts, on_broadcasts);
-    int fd = open_listener(addr, addr_len, err, err_len);
-    if (fd < 0)
-        return TK_ERR_UNAVAILABLE;
-    if (index == 0) { /* port 0: every loop binds the port the first one got */
-        socklen_t len = addr_len;
-        getsockname(fd, (struct sockaddr *)addr, &len);
-    }
-    loop->listener = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    loop->listener->data = loop;
-    h2o_socket_read_start(loop->listener, on_accept);
-    loop->ws = edge_ws_registry_create(loop);
-    h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, TICK_MS);
-    loop->tick.cb = on_tick;
-    h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick);
-    return TK_OK;
-}
-
+/* Binds every loop's listener here (a start-up error is reported before any
+ * thread runs; with port 0 the later loops bind the port the first one got);
+ * the h2o side of each loop is made on its thread (loop_setup), and this returns
+ * once every loop can take calls and broadcasts. */
 enum tk_status edge_loops_start(struct edge_server *server, char *err, size_t err_len)
 {
     const struct edge_config *config = server->config;
@@ -256,15 +265,29 @@ enum tk_status edge_loops_start(struct edge_server *server, char *err, size_t er
     TK_ASSERT(server->loops != NULL);
     struct sockaddr_storage addr = server->listen_addr;
     for (uint32_t i = 0; i < config->threads; i++) {
-        if (loop_init(server, &server->loops[i], i, &addr, server->listen_addr_len, err, err_len) != TK_OK)
+        int fd = open_listener(&addr, server->listen_addr_len, err, err_len);
+        if (fd < 0) {
+            for (uint32_t j = 0; j < i; j++)
+                close(server->loops[j].listen_fd);
             return TK_ERR_UNAVAILABLE;
-        server->loop_count = i + 1;
+        }
+        if (i == 0) {
+            socklen_t len = server->listen_addr_len;
+            getsockname(fd, (struct sockaddr *)&addr, &len);
+        }
+        server->loops[i] = (struct edge_loop){.server = server, .index = i, .listen_fd = fd};
     }
     server->listen_addr = addr;
+    server->loop_count = config->threads;
+    int rc = pthread_barrier_init(&server->loops_started, NULL, server->loop_count + 1);
+    TK_ASSERT(rc == 0);
     for (uint32_t i = 0; i < server->loop_count; i++) {
-        int rc = pthread_create(&server->loops[i].thread, NULL, loop_main, &server->loops[i]);
+        rc = pthread_create(&server->loops[i].thread, NULL, loop_main, &server->loops[i]);
         TK_ASSERT(rc == 0);
     }
+    pthread_barrier_wait(&server->loops_started);
+    for (uint32_t i = 0; i < server->loop_count; i++)
+        TK_ASSERT(server->loops[i].listener != NULL && server->loops[i].ws != NULL);
     return TK_OK;
 }
 
@@ -289,4 +312,5 @@ void edge_loops_stop(struct edge_server *server)
         h2o_multithread_send_message(&server->loops[i].broadcasts, NULL); /* wake it */
     for (uint32_t i = 0; i < server->loop_count; i++)
         pthread_join(server->loops[i].thread, NULL);
+    pthread_barrier_destroy(&server->loops_started);
 }

@@ -490,7 +490,9 @@ def write_counts(counts_file, *numbers):
 # The steps the `run` scripts share (tk_harness.py COMMAND ARGS...)
 # ---------------------------------------------------------------------------------------------
 SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:"
-                               r"|assertion failed")
+                               r"|assertion failed"
+                               # glibc assert() in a library (h2o): "prog: file:line: fn: Assertion `x' failed."
+                               r"|: Assertion `.*' failed")
 
 
 def generate_stubs(gen_dir, protos):

@@ -1,7 +1,10 @@
 """test_queue.py — the waiting room: REST join/status/leave, and the WebSocket: positions that
 arrive at least once a second and go down, the admission with a token the engine accepts, seat
 deltas after it, leaving, the connection cap, pings, and slow consumers closed with 1008."""
+import json
 import socket
+import struct
+import threading
 import time
 import urllib.parse
 
@@ -224,3 +227,120 @@ class SocketBounds(QueueTestCase):
         finally:
             engine.close()
             self.assertEqual(stop_edge(process), 0)
+
+
+def _redis_publisher(redis_url):
+    """A bare RESP connection to the stack's Redis (the suite needs no Redis client library):
+    returns publish(channel, message) -> subscribers that got it, and close()."""
+    parts = urllib.parse.urlsplit(redis_url)
+    conn = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    reader = conn.makefile("rb")
+
+    def publish(channel, message):
+        args = [b"PUBLISH", channel.encode(), message.encode()]
+        conn.sendall(b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        reply = reader.readline()
+        assert reply.startswith(b":"), reply
+        return int(reply[1:])
+
+    def close():
+        reader.close()
+        conn.close()
+
+    return publish, close
+
+
+class LoopsWokenTogether(QueueTestCase):
+    """Regression (edgecrash, perf/rush's waiting crowd crashed edges in h2o_mem_alloc_recycle and
+    then in gRPC): every loop's h2o context was made on the main thread, so the wake-up pipe of
+    each loop's multithread queue recycled its read buffer through the main thread's bin, with
+    no lock. Loops woken at once (each queue-feed message goes to every loop; completions come
+    back on every loop) corrupted that bin: double-used buffers, double frees into the heap.
+    Here: sockets of one event on both loops of a 2-loop edge, thousands of feed messages a
+    second fanned out to every loop, calls completing on every loop and clients that leave while
+    their call is in flight, for a few seconds; the edge must keep serving and exit 0."""
+
+    STORM_S = 6
+
+    def test_feed_messages_and_completions_on_every_loop_at_once(self):
+        process, address = start_edge()  # the suite's common flags: --threads 2
+        try:
+            self.assertTrue(wait_up(address, process))
+            base = f"http://{address}"
+            event_id = create_event(queue={"enabled": True, "admit_per_s": 1, "max_active": 10}, opens_in_s=3600)
+            me = new_account("storm")
+            # 16 sockets: the kernel spreads them over both loops (all on one: 1 chance in 32768)
+            sockets = [ws_connect(base, event_id, me.access) for _ in range(16)]
+            readers = [Messages(ws) for ws in sockets]
+            try:
+                for messages in readers:
+                    messages.wait(lambda ms: any(m["type"] == "position" for m in ms), 5, "a first position")
+                self._storm(base, event_id, me.access, process)
+                for messages in readers:  # every socket still served: positions keep coming
+                    seen = len(messages.of_type("position"))
+                    messages.wait(lambda ms: sum(m["type"] == "position" for m in ms) > seen, 3,
+                                  "a position after the storm")
+                    self.assertIsNone(messages.close_code)
+            finally:
+                for ws in sockets:
+                    ws.close()
+            self.assertStatus(request(base, "GET", "/healthz"), 200)
+        finally:
+            self.assertEqual(stop_edge(process), 0, "the edge survived and exits 0 on SIGTERM")
+
+    def _storm(self, base, event_id, token, process):
+        channel = f"tiketi:queue:{event_id}"
+        # an admission for a user with no socket: fanned out to every loop, sends nothing to anyone
+        message = json.dumps({"type": "admitted", "user_id": "999999999", "rank": 1, "admission_token": "storm",
+                              "expires_at": "2030-01-01T00:00:00Z"})
+        publish, close = _redis_publisher(env("REDIS_URL"))
+        try:
+            deadline = time.monotonic() + 10  # the feed subscribes to the event once a loop has a socket of it
+            while publish(channel, message) == 0 or metric(base, "tiketi_edge_feed_messages_total") < 1:
+                self.assertLess(time.monotonic(), deadline, "the edge's feed subscribes to the event")
+                time.sleep(0.05)
+        finally:
+            close()
+        before = metric(base, "tiketi_edge_feed_messages_total")
+        until = time.monotonic() + self.STORM_S
+        errors = []
+
+        def publisher():
+            publish_one, close_one = _redis_publisher(env("REDIS_URL"))
+            try:
+                while time.monotonic() < until:
+                    publish_one(channel, message)
+            except Exception as err:  # noqa: BLE001 (reported below)
+                errors.append(f"publisher: {err!r}")
+            finally:
+                close_one()
+
+        def caller(seed):
+            parts = urllib.parse.urlsplit(base)
+            raw = (f"GET /api/v1/events/{event_id}/queue HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {token}\r\n\r\n").encode()
+            n = seed
+            while time.monotonic() < until:
+                n += 1
+                try:
+                    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
+                        conn.sendall(raw)
+                        if n % 2:  # gone while its Status call is in flight (RST)
+                            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        else:
+                            conn.recv(4096)
+                except OSError as err:
+                    if process.poll() is not None:
+                        errors.append(f"caller: {err!r}")
+                        return
+
+        threads = [threading.Thread(target=publisher) for _ in range(2)] + \
+                  [threading.Thread(target=caller, args=(i * 1000,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.STORM_S + 10)
+        self.assertIsNone(process.poll(), f"the edge died during the storm (exit {process.poll()}): {errors}")
+        self.assertEqual(errors, [])
+        fanned = metric(base, "tiketi_edge_feed_messages_total") - before
+        self.assertGreater(fanned, 1000, "the storm reached the loops")
