@@ -95,6 +95,9 @@ void bench_json_machine(FILE *f, const struct bench_machine *machine);
 enum bench_verdict { BENCH_NA = -1, BENCH_MISS = 0, BENCH_PASS = 1 };
 const char *bench_verdict_name(enum bench_verdict verdict);
 
+/* true if list ("a,b,c"; NULL: everything) names item: a bench's --only groups. */
+bool bench_list_names(const char *list, const char *item);
+
 /* ---- machine facts ---- */
 
 /* Fills cpus, CPU model, kernel, date, the data dir and its file system, and

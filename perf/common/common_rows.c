@@ -239,3 +239,19 @@ void bench_json_machine(FILE *f, const struct bench_machine *m)
     bench_json_string(f, m->load_end);
     fprintf(f, "}");
 }
+
+bool bench_list_names(const char *list, const char *item)
+{
+    if (list == NULL)
+        return true;
+    size_t len = strlen(item);
+    for (const char *p = list; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == len && strncmp(p, item, len) == 0)
+            return true;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}

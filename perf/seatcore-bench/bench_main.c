@@ -106,18 +106,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
 
 bool bench_group_enabled(const struct bench_options *options, const char *group)
 {
-    if (options->only == NULL)
-        return true;
-    size_t len = strlen(group);
-    for (const char *p = options->only; *p != '\0';) {
-        size_t n = strcspn(p, ",");
-        if (n == len && strncmp(p, group, len) == 0)
-            return true;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return false;
+    return bench_list_names(options->only, group);
 }
 
 int main(int argc, char **argv)
