@@ -23,6 +23,9 @@ import unittest
 import urllib.parse
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tk_harness  # noqa: E402  (tests/support, on the path just above)
+
 _lock = threading.Lock()
 _names = itertools.count(int(time.time() * 1000) % 10**9)
 
@@ -44,18 +47,7 @@ def remember_secret(what, value):
         f.write(f"{what}\t{value}\n")
 
 
-class Response:
-    def __init__(self, status, headers, body, method, path):
-        self.status, self.headers, self.body, self.method, self.path = status, headers, body, method, path
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def __repr__(self):
-        return f"{self.method} {self.path} -> {self.status} {self.body[:300]!r}"
+Response = tk_harness.Response
 
 
 def request(base, method, path, body=None, token=None, headers=None, raw=None, timeout=15, source=None):
@@ -174,21 +166,9 @@ class SecurityTestCase(unittest.TestCase):
 
 
 def main(argv):
-    counts_file, names = None, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--counts":
-            counts_file = next(args)
-        else:
-            names.append(arg)
-    suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped - len(result.expectedFailures)
-    if counts_file:
-        with open(counts_file, "w") as f:
-            f.write(f"{passed} {failed} {skipped}\n")
+    counts_file, names = tk_harness.runner_args(argv)
+    passed, failed, skipped = tk_harness.tally(tk_harness.run_tests(names))
+    tk_harness.write_counts(counts_file, passed, failed, skipped)
     return 0 if failed == 0 else 1
 
 

@@ -16,6 +16,7 @@ The `run` scripts (bash) call it as a program for the steps they share:
   tk_harness.py sanitizer-scan LOG...         print each sanitizer/assertion report, exit 1 if any
 """
 import itertools
+import json
 import os
 import re
 import shutil
@@ -484,6 +485,25 @@ def write_counts(counts_file, *numbers):
     if counts_file:
         with open(counts_file, "w") as f:
             f.write(" ".join(str(n) for n in numbers) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP answers (the edge's clients: tests/integration/edge, tests/security)
+# ---------------------------------------------------------------------------------------------
+class Response:
+    """One HTTP answer as the tests look at it: status, lower-cased headers, raw body."""
+
+    def __init__(self, status, headers, body, method, path):
+        self.status, self.headers, self.body, self.method, self.path = status, headers, body, method, path
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return f"{self.method} {self.path} -> {self.status} {self.body[:300]!r}"
 
 
 # ---------------------------------------------------------------------------------------------

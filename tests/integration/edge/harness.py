@@ -95,18 +95,7 @@ def record(method, path, status):
 # ---------------------------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------------------------
-class Response:
-    def __init__(self, status, headers, body, method, path):
-        self.status, self.headers, self.body, self.method, self.path = status, headers, body, method, path
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def __repr__(self):
-        return f"{self.method} {self.path} -> {self.status} {self.body[:300]!r}"
+Response = tk_harness.Response
 
 
 def request(base, method, path, body=None, token=None, headers=None, raw=None, timeout=15):
