@@ -11,7 +11,6 @@ JWT_KEY_FILE, PG_SOCKET, PG_PORT, PG_LOG.
 
 `common.py --counts FILE MODULE...` runs test modules and writes "passed failed skipped".
 """
-import http.client
 import itertools
 import json
 import os
@@ -20,7 +19,6 @@ import sys
 import threading
 import time
 import unittest
-import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -50,25 +48,7 @@ def remember_secret(what, value):
 Response = tk_harness.Response
 
 
-def request(base, method, path, body=None, token=None, headers=None, raw=None, timeout=15, source=None):
-    """One request on a fresh connection from address source (default 127.0.0.1)."""
-    parts = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
-                                      source_address=(source, 0) if source else None)
-    all_headers = dict(headers or {})
-    if token is not None:
-        all_headers["Authorization"] = f"Bearer {token}"
-    payload = raw
-    if body is not None:
-        payload = json.dumps(body).encode()
-        all_headers.setdefault("Content-Type", "application/json")
-    try:
-        conn.request(method, path, body=payload, headers=all_headers)
-        reply = conn.getresponse()
-        data = reply.read()
-        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, data, method, path)
-    finally:
-        conn.close()
+request = tk_harness.http_request
 
 
 def api(method, path, **kwargs):

@@ -15,6 +15,7 @@ The `run` scripts (bash) call it as a program for the steps they share:
   tk_harness.py wait-serving ADDR PID SECONDS exit 0 once ADDR reports SERVING, 1 if PID died first
   tk_harness.py sanitizer-scan LOG...         print each sanitizer/assertion report, exit 1 if any
 """
+import http.client
 import itertools
 import json
 import os
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -504,6 +506,28 @@ class Response:
 
     def __repr__(self):
         return f"{self.method} {self.path} -> {self.status} {self.body[:300]!r}"
+
+
+def http_request(base, method, path, body=None, token=None, headers=None, raw=None, timeout=15, source=None):
+    """One request on a fresh connection (from address source, default any); body is
+    JSON-encoded, raw is sent as it is; token becomes a Bearer Authorization header."""
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {token}"
+    payload = raw
+    if body is not None:
+        payload = json.dumps(body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=payload, headers=all_headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, data, method, path)
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------------------
