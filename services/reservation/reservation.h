@@ -257,6 +257,17 @@ void rsv_fail(struct rpc_call *call, grpc_status_code code, const char *name, co
 void rsv_submit(struct reservation_service *svc, struct rpc_call *call, svc_job_fn fn, void *ctx);
 /* A worker's connections, or an UNAVAILABLE answer (false). */
 bool rsv_worker_pg(struct svc_worker *worker, struct rpc_call *call);
+/* The reservation a ReservationRef names, with the caller's user id: its engine ids and its
+ * two spellings (the API id and the PostgreSQL uuid). */
+struct rsv_ref {
+    uint64_t user_id, event_id, hold_id;
+    char id[RSV_ID_BYTES];
+    char uuid[RSV_UUID_BYTES];
+};
+/* Parses in into out, or answers (INVALID_ARGUMENT for a user id that is not a number,
+ * NOT_FOUND for an id that cannot name a reservation: the same answer as another user's) and
+ * returns false. */
+bool rsv_ref_parse(struct rpc_call *call, const Tiketi__V1__ReservationRef *in, struct rsv_ref *out);
 /* A Reservation built in the call's arena from a stored record. */
 Tiketi__V1__Reservation *rsv_reply_from_record(struct rpc_arena *arena, const struct rsv_record *record);
 /* ... and from a pending hold. */

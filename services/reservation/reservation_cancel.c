@@ -18,9 +18,7 @@
 struct cancel_job {
     struct reservation_service *svc;
     struct rpc_call *call;
-    uint64_t event_id, hold_id, user_id;
-    char id[RSV_ID_BYTES];
-    char uuid[RSV_UUID_BYTES];
+    struct rsv_ref ref;
 };
 
 static void reply_record(struct cancel_job *job, const struct rsv_record *record)
@@ -38,7 +36,7 @@ static void answer_missing(struct cancel_job *job)
     struct rsv_budget budget = rsv_budget_for(job->call, job->svc->config->engine_timeout_ms);
     Tiketi__V1__HoldReply *hold = NULL;
     struct rpc_error error;
-    if (rsv_engine_get_hold(job->svc, job->event_id, job->user_id, job->hold_id, &budget, &hold, &error) ==
+    if (rsv_engine_get_hold(job->svc, job->ref.event_id, job->ref.user_id, job->ref.hold_id, &budget, &hold, &error) ==
         GRPC_STATUS_OK) {
         protobuf_c_message_free_unpacked(&hold->base, NULL);
         rsv_fail(job->call, GRPC_STATUS_FAILED_PRECONDITION, "reservation_not_confirmed",
@@ -70,7 +68,8 @@ static void cancel_locked(struct cancel_job *job, struct svc_worker *worker)
 {
     struct rsv_record record;
     char err[256];
-    enum rsv_store_result stored = rsv_store_load(worker->pg, job->uuid, job->user_id, &record, err, sizeof(err));
+    enum rsv_store_result stored =
+        rsv_store_load(worker->pg, job->ref.uuid, job->ref.user_id, &record, err, sizeof(err));
     if (stored == RSV_STORE_NOT_FOUND) {
         answer_missing(job);
         return;
@@ -81,14 +80,14 @@ static void cancel_locked(struct cancel_job *job, struct svc_worker *worker)
     }
     bool started_here = false;
     if (strcmp(record.state, "confirmed") == 0) {
-        stored = rsv_store_transition(worker->pg, job->uuid, RSV_T_CANCEL_BEGIN, NULL, NULL, err, sizeof(err));
+        stored = rsv_store_transition(worker->pg, job->ref.uuid, RSV_T_CANCEL_BEGIN, NULL, NULL, err, sizeof(err));
         if (stored != RSV_STORE_OK && stored != RSV_STORE_RACED) {
-            rpc_log(RPC_LOG_ERROR, "", "reservation %s: cannot begin the cancellation: %s", job->uuid, err);
+            rpc_log(RPC_LOG_ERROR, "", "reservation %s: cannot begin the cancellation: %s", job->ref.uuid, err);
             rsv_fail(job->call, GRPC_STATUS_UNAVAILABLE, "unavailable", "the reservations database failed; retry");
             return;
         }
         started_here = stored == RSV_STORE_OK;
-        if (rsv_store_load(worker->pg, job->uuid, job->user_id, &record, err, sizeof(err)) != RSV_STORE_OK) {
+        if (rsv_store_load(worker->pg, job->ref.uuid, job->ref.user_id, &record, err, sizeof(err)) != RSV_STORE_OK) {
             rsv_fail(job->call, GRPC_STATUS_UNAVAILABLE, "unavailable", "the reservations database failed; retry");
             return;
         }
@@ -108,13 +107,13 @@ static void cancel_run(struct svc_worker *worker, void *ctx)
     struct cancel_job *job = ctx;
     if (!rsv_worker_pg(worker, job->call))
         return;
-    if (!rsv_store_lock_within(worker->pg, job->uuid, RSV_LOCK_WAIT_MS)) {
+    if (!rsv_store_lock_within(worker->pg, job->ref.uuid, RSV_LOCK_WAIT_MS)) {
         rsv_fail(job->call, GRPC_STATUS_UNAVAILABLE, "payment_in_progress",
                  "this reservation's payment is being processed; retry");
         return;
     }
     cancel_locked(job, worker);
-    rsv_store_unlock(worker->pg, job->uuid);
+    rsv_store_unlock(worker->pg, job->ref.uuid);
 }
 
 void rsv_on_cancel(struct rpc_call *call, const ProtobufCMessage *message, void *ctx)
@@ -123,15 +122,6 @@ void rsv_on_cancel(struct rpc_call *call, const ProtobufCMessage *message, void 
     struct cancel_job *job = rpc_arena_alloc(rpc_call_arena(call), sizeof(*job));
     TK_ASSERT(job != NULL);
     *job = (struct cancel_job){.svc = ctx, .call = call};
-    if (!rsv_parse_id(in->user_id, RSV_USER_ID_MAX, &job->user_id)) {
-        rsv_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid_request", "user_id must be a decimal number");
-        return;
-    }
-    if (!rsv_id_parse(in->reservation_id, &job->event_id, &job->hold_id)) {
-        rsv_fail(call, GRPC_STATUS_NOT_FOUND, "not_found", "no such reservation");
-        return;
-    }
-    rsv_id_format(job->event_id, job->hold_id, job->id);
-    rsv_uuid_format(job->event_id, job->hold_id, job->uuid);
-    rsv_submit(job->svc, call, cancel_run, job);
+    if (rsv_ref_parse(call, in, &job->ref))
+        rsv_submit(job->svc, call, cancel_run, job);
 }

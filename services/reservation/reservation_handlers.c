@@ -34,6 +34,22 @@ void rsv_submit(struct reservation_service *svc, struct rpc_call *call, svc_job_
         rsv_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "overloaded", "too many reservation calls waiting; retry");
 }
 
+bool rsv_ref_parse(struct rpc_call *call, const Tiketi__V1__ReservationRef *in, struct rsv_ref *out)
+{
+    *out = (struct rsv_ref){0};
+    if (!rsv_parse_id(in->user_id, RSV_USER_ID_MAX, &out->user_id)) {
+        rsv_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid_request", "user_id must be a decimal number");
+        return false;
+    }
+    if (!rsv_id_parse(in->reservation_id, &out->event_id, &out->hold_id)) {
+        rsv_fail(call, GRPC_STATUS_NOT_FOUND, "not_found", "no such reservation");
+        return false;
+    }
+    rsv_id_format(out->event_id, out->hold_id, out->id);
+    rsv_uuid_format(out->event_id, out->hold_id, out->uuid);
+    return true;
+}
+
 bool rsv_worker_pg(struct svc_worker *worker, struct rpc_call *call)
 {
     if (svc_worker_pg_ok(worker))

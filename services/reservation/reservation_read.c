@@ -19,9 +19,7 @@
 struct get_job {
     struct reservation_service *svc;
     struct rpc_call *call;
-    uint64_t event_id, hold_id, user_id;
-    char id[RSV_ID_BYTES];
-    char uuid[RSV_UUID_BYTES];
+    struct rsv_ref ref;
 };
 
 /* Not in PostgreSQL: a live hold of the caller's, or nothing. */
@@ -30,7 +28,8 @@ static void get_pending(struct get_job *job, struct svc_worker *worker)
     struct rsv_budget budget = rsv_budget_for(job->call, 2 * job->svc->config->engine_timeout_ms);
     Tiketi__V1__HoldReply *hold = NULL;
     struct rpc_error error;
-    grpc_status_code code = rsv_engine_get_hold(job->svc, job->event_id, job->user_id, job->hold_id, &budget, &hold,
+    const struct rsv_ref *ref = &job->ref;
+    grpc_status_code code = rsv_engine_get_hold(job->svc, ref->event_id, ref->user_id, ref->hold_id, &budget, &hold,
                                                 &error);
     if (code == GRPC_STATUS_NOT_FOUND || code == GRPC_STATUS_FAILED_PRECONDITION) {
         rsv_fail(job->call, GRPC_STATUS_NOT_FOUND, "not_found", "no such reservation");
@@ -40,23 +39,23 @@ static void get_pending(struct get_job *job, struct svc_worker *worker)
         rpc_fail(job->call, &error);
         return;
     }
-    struct rsv_pending pending = {.event_id = job->event_id, .hold_id = job->hold_id,
+    struct rsv_pending pending = {.event_id = job->ref.event_id, .hold_id = job->ref.hold_id,
                                   .expires_ms = hold->expires_at_ms,
                                   .seat_count = hold->n_seats <= TK_SEATS_PER_HOLD_MAX ? (uint32_t)hold->n_seats : 0};
     memcpy(pending.seats, hold->seats, pending.seat_count * sizeof(uint32_t));
     protobuf_c_message_free_unpacked(&hold->base, NULL);
     struct rsv_pending cached;
-    if (svc_worker_redis_ok(worker) && rsv_pending_get(worker->redis, job->user_id, job->id, 0, &cached) == 1 &&
-        cached.hold_id == job->hold_id) {
+    if (svc_worker_redis_ok(worker) && rsv_pending_get(worker->redis, job->ref.user_id, job->ref.id, 0, &cached) == 1 &&
+        cached.hold_id == job->ref.hold_id) {
         pending.amount_cents = cached.amount_cents;
         pending.created_ms = cached.created_ms;
     } else if (pending.seat_count > 0 &&
-               rsv_engine_amount(job->svc, job->event_id, pending.seats, pending.seat_count, &budget,
+               rsv_engine_amount(job->svc, job->ref.event_id, pending.seats, pending.seat_count, &budget,
                                  &pending.amount_cents, &error) != GRPC_STATUS_OK) {
         rpc_fail(job->call, &error);
         return;
     }
-    Tiketi__V1__Reservation *reply = rsv_reply_from_pending(rpc_call_arena(job->call), job->id, &pending);
+    Tiketi__V1__Reservation *reply = rsv_reply_from_pending(rpc_call_arena(job->call), job->ref.id, &pending);
     if (reply == NULL) {
         rsv_fail(job->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "limit_reached", "the reply does not fit in memory");
         return;
@@ -71,7 +70,8 @@ static void get_run(struct svc_worker *worker, void *ctx)
         return;
     struct rsv_record record;
     char err[256];
-    enum rsv_store_result stored = rsv_store_load(worker->pg, job->uuid, job->user_id, &record, err, sizeof(err));
+    enum rsv_store_result stored =
+        rsv_store_load(worker->pg, job->ref.uuid, job->ref.user_id, &record, err, sizeof(err));
     if (stored == RSV_STORE_NOT_FOUND) {
         get_pending(job, worker);
         return;
@@ -94,17 +94,8 @@ void rsv_on_get(struct rpc_call *call, const ProtobufCMessage *message, void *ct
     struct get_job *job = rpc_arena_alloc(rpc_call_arena(call), sizeof(*job));
     TK_ASSERT(job != NULL);
     *job = (struct get_job){.svc = ctx, .call = call};
-    if (!rsv_parse_id(in->user_id, RSV_USER_ID_MAX, &job->user_id)) {
-        rsv_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid_request", "user_id must be a decimal number");
-        return;
-    }
-    if (!rsv_id_parse(in->reservation_id, &job->event_id, &job->hold_id)) {
-        rsv_fail(call, GRPC_STATUS_NOT_FOUND, "not_found", "no such reservation");
-        return;
-    }
-    rsv_id_format(job->event_id, job->hold_id, job->id);
-    rsv_uuid_format(job->event_id, job->hold_id, job->uuid);
-    rsv_submit(job->svc, call, get_run, job);
+    if (rsv_ref_parse(call, in, &job->ref))
+        rsv_submit(job->svc, call, get_run, job);
 }
 
 /* ---- ListReservations ---- */
