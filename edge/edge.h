@@ -120,8 +120,6 @@ struct edge_loop {
     h2o_socket_t *listener;
     h2o_multithread_receiver_t calls;      /* completed gRPC calls */
     h2o_multithread_receiver_t broadcasts; /* feed, seat deltas, drain */
-    h2o_timeout_t tick_timeout;
-    h2o_timeout_entry_t tick;
     struct edge_ws_registry *ws;
     _Atomic uint32_t calls_in_flight; /* written by the loop, read by shutdown */
     _Atomic bool exit;
@@ -250,7 +248,6 @@ bool edge_gzip(const void *in, size_t in_len, void **out, size_t *out_len);
 
 /* ---- WebSockets (edge_ws.c) ---- */
 struct edge_ws_registry *edge_ws_registry_create(struct edge_loop *loop);
-void edge_ws_tick(struct edge_loop *loop);
 void edge_ws_on_broadcast(struct edge_loop *loop, enum edge_broadcast_kind kind, struct edge_shared *payload);
 void edge_ws_close_all(struct edge_loop *loop, uint16_t code, const char *reason);
 

@@ -4,7 +4,8 @@
  * the kernel spreads new connections over the loops and no loop hands a
  * connection to another. A loop has two h2o_multithread receivers on its
  * context's queue: completed gRPC calls (edge_call.c) and broadcasts (queue
- * feed, seat deltas, drain), and a 250 ms tick for WebSocket housekeeping.
+ * feed, seat deltas, drain). WebSocket housekeeping runs on its own timer
+ * (edge_ws.c's wheel, made in loop_setup with the socket registry).
  * A loop's evloop, context and listener are made on the loop's own thread
  * (loop_setup says why); only the listening sockets are bound beforehand.
  *
@@ -25,7 +26,6 @@
 #include "rpc_log.h"
 #include "tk_assert.h"
 
-#define TICK_MS 250u
 #define ACCEPTS_PER_WAKE 64
 
 void edge_shared_init(struct edge_shared *shared, uint32_t refs, void (*release)(struct edge_shared *))
@@ -201,13 +201,6 @@ static void on_broadcasts(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     }
 }
 
-static void on_tick(h2o_timeout_entry_t *entry)
-{
-    struct edge_loop *loop = H2O_STRUCT_FROM_MEMBER(struct edge_loop, tick, entry);
-    edge_ws_tick(loop);
-    h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick);
-}
-
 /* On the loop's own thread. h2o keeps per-thread state behind what a thread
  * creates: a socket's input buffer recycles through the bins of the thread that
  * created the socket (h2o_socket_buffer_prototype is __thread), without locks.
@@ -232,9 +225,6 @@ static void loop_setup(struct edge_loop *loop)
     TK_ASSERT(loop->listener->input == &h2o_socket_buffer_prototype._initial_buf);
     h2o_socket_read_start(loop->listener, on_accept);
     loop->ws = edge_ws_registry_create(loop);
-    h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, TICK_MS);
-    loop->tick.cb = on_tick;
-    h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick);
 }
 
 static void *loop_main(void *arg)

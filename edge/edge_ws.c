@@ -7,8 +7,8 @@
  * (for the feed's fan-out) and by (event, user) (for admissions).
  *
  * What a socket receives (docs/edge.md, "WebSocket protocol"):
- *   {"type":"position","position":N,"eta_s":S}  while waiting: on every head
- *       message of the feed and at least every --ws-position-every-ms;
+ *   {"type":"position","position":N,"eta_s":S}  while waiting: soon after the
+ *       feed's head moves and at least every --ws-position-every-ms;
  *   {"type":"admitted","admission_token":T,"expires_at":E}  once;
  *   {"type":"seats","version":V,"changed":[[seat_id,status],...]}  after that;
  *   {"type":"left"} / {"type":"expired"}  then a normal close (1000).
@@ -19,8 +19,26 @@
  * Sending never blocks and never buffers without bound: a message that would
  * take a socket's unsent bytes past --ws-send-buffer-bytes closes it with 1008
  * "slow consumer". Pings go out every --ws-ping-interval-ms; a socket silent for
- * --ws-pong-timeout-ms is closed. A socket being closed gets CLOSE_GRACE_MS for
- * the close handshake, then its connection is dropped.
+ * --ws-pong-timeout-ms is closed if it was asked (ws_silent). A socket being
+ * closed gets CLOSE_GRACE_MS for the close handshake, then its connection is
+ * dropped. Each frame leaves in one write (on_ws_send).
+ *
+ * Housekeeping by due time, not by walking every socket: each socket sits in
+ * one slot of a per-loop timer wheel (WHEEL_SLOTS slots of WHEEL_SLOT_MS) keyed
+ * by the earliest of its next position, ping, Status, pong deadline and close
+ * deadline; the wheel's own timer runs every slot and services only the sockets
+ * due, so a turn costs O(sockets due) and pushes spread over the period instead
+ * of coming in bursts every 250 ms (the earlier design walked every socket on
+ * each tick: 84 CPU-seconds for ~15,000 sockets in perf/edge-bench). Periodic
+ * positions go out every 2/3 of --ws-position-every-ms, so a wheel slot and
+ * some loop or scheduling lag still fit in the promised period, and never while
+ * the socket's previous message is unsent. A feed head that moves (rank, leaves
+ * or rate) pulls the event's waiting sockets forward instead of writing to each
+ * at once: they are pushed within HEAD_SPREAD_MS (each at its own offset), and
+ * no more often than HEAD_PUSH_GAP_MS apart, so several heads in a row cost one
+ * write per socket. A head that did not move pushes nothing (the periodic push
+ * covers it). Deadlines only ever move a socket earlier eagerly; anything that
+ * makes it due later is found when its slot comes (a spurious visit is cheap).
  *
  * Lifetimes: h2o_websocket_proceed may close the connection and call back
  * on_ws_message(NULL) from inside, so sends only queue the message and mark the
@@ -44,8 +62,28 @@
 #define EVENT_BUCKETS 256u
 #define USER_BUCKETS 4096u
 #define CLOSE_GRACE_MS 2000u
-#define TICK_MS 250u
 #define STATUS_RETRY_MS 2000u /* a repair Status no more often than this */
+/* The wheel: 128 slots of 25 ms (3.2 s a turn). A socket due later than one turn
+ * is simply looked at again a turn later; waiting sockets are due every 670 ms. */
+#define WHEEL_SLOT_MS 25u
+#define WHEEL_SLOTS 128u
+#define HEAD_SPREAD_MS 200u   /* a head move's pushes are spread over this */
+#define HEAD_PUSH_GAP_MS 500u /* head-driven pushes to one socket at most this often */
+#define UNSENT_RETRY_MS 100u  /* a position waits this long for the socket's last message to leave */
+#define DUE_NEVER UINT64_MAX
+#define LATENESS_LOG_MS 10000u
+#define LATE_MS 250u /* a periodic position this late counts as late in the log */
+/* A wheel turn this late means the loop did not run (stopped, starved): pongs that
+ * came meanwhile are unread and pings queued before it may not have left, so no
+ * socket is judged silent until a whole pong timeout has passed since. */
+#define STALL_MS 250u
+
+#define POSITION_PERIOD_PERCENT 67u /* of --ws-position-every-ms (position_period_ms) */
+
+_Static_assert((WHEEL_SLOTS & (WHEEL_SLOTS - 1u)) == 0, "wheel slots are a power of two");
+_Static_assert(HEAD_SPREAD_MS < WHEEL_SLOTS * WHEEL_SLOT_MS, "a head's spread fits in one turn");
+_Static_assert(WHEEL_SLOT_MS * 4u < 300u * POSITION_PERIOD_PERCENT / 100u,
+               "a slot is small against the shortest position period (--ws-position-every-ms >= 300)");
 
 enum ws_state { WS_WAITING, WS_ADMITTED, WS_CLOSING };
 
@@ -64,6 +102,10 @@ struct edge_ws {
     struct edge_loop *loop;
     struct ws_event *event;
     h2o_linklist_t event_link, all_link, dirty_link;
+    h2o_linklist_t wheel_link; /* in the wheel slot of due_ms (or a batch being serviced) */
+    uint64_t due_ms;           /* when the wheel services this socket next */
+    uint64_t next_position_ms; /* while waiting: the next periodic (or head-driven) position */
+    uint32_t spread_ms;        /* this socket's offset within HEAD_SPREAD_MS */
     struct edge_ws *user_next;
     uint64_t user_id;
     char user_text[SVC_JWT_SUB_BYTES];
@@ -72,6 +114,7 @@ struct edge_ws {
     bool admitted_counted;
     uint32_t position, eta_s;
     uint64_t last_push_ms, last_status_ms, last_ping_ms, last_seen_ms, close_deadline_ms;
+    uint64_t ping_unanswered_ms; /* when the oldest ping not followed by any frame went out; 0: none */
     bool close_queued;      /* the close frame is in wslay's queue */
     uint16_t close_code;    /* a close waiting for the last messages to leave (finish) */
     char close_reason[64];
@@ -79,6 +122,13 @@ struct edge_ws {
     bool socket_tuned;
     uint32_t calls;
     bool dead;
+    /* One write per frame (on_ws_send): wslay hands a frame's header and payload
+     * over in two calls; the header waits here for its payload. */
+    uint8_t header_bytes[16];
+    uint32_t header_len;
+    uint8_t out_inline[64]; /* a position frame fits: no allocation per push */
+    uint8_t *out_heap;      /* larger frames (admission, seat deltas); freed with ws */
+    uint32_t out_heap_capacity;
 };
 
 struct edge_ws_registry {
@@ -86,7 +136,18 @@ struct edge_ws_registry {
     struct ws_event *events[EVENT_BUCKETS];
     struct edge_ws *users[USER_BUCKETS];
     h2o_linklist_t all, dirty;
+    h2o_linklist_t wheel[WHEEL_SLOTS];
+    uint64_t wheel_cursor_ms; /* start of the next slot to run (a multiple of WHEEL_SLOT_MS) */
+    h2o_timeout_t wheel_timeout;
+    h2o_timeout_entry_t wheel_timer;
+    uint32_t opened; /* sockets opened on this loop: spreads their head-driven pushes */
+    uint64_t last_run_ms, resumed_ms; /* the wheel's last turn; the end of its last stall (STALL_MS) */
+    /* how late periodic positions leave, logged every LATENESS_LOG_MS (debug level) */
+    uint64_t lateness_since_ms, lateness_max_ms;
+    uint32_t late_pushes, pushes;
 };
+
+static void on_wheel_timer(h2o_timeout_entry_t *entry);
 
 static const struct edge_config *config_of(const struct edge_ws *ws)
 {
@@ -102,6 +163,13 @@ struct edge_ws_registry *edge_ws_registry_create(struct edge_loop *loop)
     registry->loop = loop;
     h2o_linklist_init_anchor(&registry->all);
     h2o_linklist_init_anchor(&registry->dirty);
+    for (uint32_t i = 0; i < WHEEL_SLOTS; i++)
+        h2o_linklist_init_anchor(&registry->wheel[i]);
+    registry->wheel_cursor_ms = edge_monotonic_ms() / WHEEL_SLOT_MS * WHEEL_SLOT_MS;
+    /* on the loop's thread (loop_setup): the wheel's timer is this loop's */
+    h2o_timeout_init(loop->ctx.loop, &registry->wheel_timeout, WHEEL_SLOT_MS);
+    registry->wheel_timer.cb = on_wheel_timer;
+    h2o_timeout_link(loop->ctx.loop, &registry->wheel_timeout, &registry->wheel_timer);
     return registry;
 }
 
@@ -194,6 +262,34 @@ static void event_info_done(struct edge_call *call)
         parse_utc_ms(detail->event->sale_opens_at, &event->sale_opens_at_ms);
 }
 
+/* ---- the wheel: sockets by due time ---- */
+
+/* now - then, never wrapping: a time taken before another one was read (a stale
+ * "now" held across a batch) counts as no time at all, not as 584 million years. */
+static uint64_t elapsed_ms(uint64_t now, uint64_t then)
+{
+    return now > then ? now - then : 0;
+}
+
+static void wheel_put(struct edge_ws *ws, uint64_t due_ms)
+{
+    struct edge_ws_registry *registry = ws->loop->ws;
+    TK_ASSERT(due_ms != DUE_NEVER);
+    if (h2o_linklist_is_linked(&ws->wheel_link))
+        h2o_linklist_unlink(&ws->wheel_link);
+    ws->due_ms = due_ms;
+    /* a time already past goes in the next slot to run; never in one that ran */
+    uint64_t at = due_ms < registry->wheel_cursor_ms ? registry->wheel_cursor_ms : due_ms;
+    h2o_linklist_insert(&registry->wheel[(at / WHEEL_SLOT_MS) & (WHEEL_SLOTS - 1u)], &ws->wheel_link);
+}
+
+/* Makes ws due no later than due_ms (something became due sooner). */
+static void wheel_sooner(struct edge_ws *ws, uint64_t due_ms)
+{
+    if (!h2o_linklist_is_linked(&ws->wheel_link) || due_ms < ws->due_ms)
+        wheel_put(ws, due_ms);
+}
+
 /* ---- sending ---- */
 
 static void mark_dirty(struct edge_ws *ws)
@@ -219,18 +315,21 @@ static void ws_close(struct edge_ws *ws, uint16_t code, const char *reason)
     ws->state = WS_CLOSING;
     ws->close_deadline_ms = edge_monotonic_ms() + CLOSE_GRACE_MS;
     queue_close(ws, code, reason);
+    wheel_sooner(ws, ws->close_deadline_ms);
 }
 
-/* Closes once the queued messages have left (the tick queues the close frame),
+/* Closes once the queued messages have left (the wheel queues the close frame),
  * so a last {"type":"left"} arrives before the close. */
 static void ws_close_after_sent(struct edge_ws *ws, uint16_t code, const char *reason)
 {
     if (ws->state == WS_CLOSING)
         return;
+    uint64_t now = edge_monotonic_ms();
     ws->state = WS_CLOSING;
-    ws->close_deadline_ms = edge_monotonic_ms() + CLOSE_GRACE_MS;
+    ws->close_deadline_ms = now + CLOSE_GRACE_MS;
     ws->close_code = code;
     snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason);
+    wheel_sooner(ws, now + WHEEL_SLOT_MS); /* the wheel queues the close once the messages left */
 }
 
 static void ws_send(struct edge_ws *ws, const char *text, size_t len, enum edge_ws_message_type type)
@@ -269,6 +368,7 @@ static void ws_send_json(struct edge_ws *ws, json_t *message, enum edge_ws_messa
 }
 
 static void ws_destroy(struct edge_ws *ws);
+static void ws_schedule(struct edge_ws *ws, uint64_t now);
 
 /* A WebSocket lives long and receives little: its kernel send buffer is bounded
  * (SO_SNDBUF, --ws-socket-buffer-bytes) rather than autotuned up to megabytes, so
@@ -320,6 +420,17 @@ static void push_admitted(struct edge_ws *ws, const char *token, const char *exp
     count_admitted(ws);
 }
 
+/* Periodic positions every 2/3 of --ws-position-every-ms: a wheel slot late and a
+ * few hundred ms of loop or scheduling lag still leave every gap inside the
+ * promised period (with 3/4, most of 19,000 clients in perf/edge-bench saw one
+ * gap of 1.0-1.5 s in 20 s on the loaded 2-core machine). */
+static uint64_t position_period_ms(const struct edge_config *config)
+{
+    uint64_t period = (uint64_t)config->ws_position_every_ms * POSITION_PERIOD_PERCENT / 100u;
+    TK_ASSERT(period > 2u * WHEEL_SLOT_MS);
+    return period;
+}
+
 static void push_position(struct edge_ws *ws, uint64_t now_ms)
 {
     struct ws_event *event = ws->event;
@@ -334,6 +445,7 @@ static void push_position(struct edge_ws *ws, uint64_t now_ms)
                        ws->eta_s);
     ws_send(ws, text, (size_t)len, EDGE_WS_POSITION);
     ws->last_push_ms = now_ms;
+    ws->next_position_ms = now_ms + position_period_ms(config_of(ws));
 }
 
 static void finish(struct edge_ws *ws, const char *status)
@@ -363,12 +475,19 @@ static void apply_view(struct edge_ws *ws, const Tiketi__V1__WaitingRoomView *vi
 
 /* ---- calls made for a socket ---- */
 
+static void ws_free(struct edge_ws *ws)
+{
+    TK_ASSERT(ws->calls == 0 && ws->conn == NULL);
+    free(ws->out_heap);
+    free(ws);
+}
+
 static void ws_release_call(struct edge_ws *ws)
 {
     TK_ASSERT(ws->calls > 0);
     ws->calls--;
     if (ws->dead && ws->calls == 0)
-        free(ws);
+        ws_free(ws);
 }
 
 static void on_status(struct edge_call *call)
@@ -411,6 +530,8 @@ static void ws_unregister(struct edge_ws *ws)
     h2o_linklist_unlink(&ws->all_link);
     if (h2o_linklist_is_linked(&ws->dirty_link))
         h2o_linklist_unlink(&ws->dirty_link);
+    if (h2o_linklist_is_linked(&ws->wheel_link))
+        h2o_linklist_unlink(&ws->wheel_link);
     struct edge_ws **at = &loop->ws->users[user_bucket(event->event_id, ws->user_id)];
     while (*at != ws)
         at = &(*at)->user_next;
@@ -431,9 +552,63 @@ static void ws_destroy(struct edge_ws *ws)
     TK_ASSERT(before >= 1);
     ws->conn = NULL;
     if (ws->calls == 0)
-        free(ws);
+        ws_free(ws);
     else
         ws->dead = true;
+}
+
+/* What h2o's own write completion does (lib/websocket.c): close on error, else go on. */
+static void on_ws_written(h2o_socket_t *sock, const char *err)
+{
+    h2o_websocket_conn_t *conn = sock->data;
+    if (err != NULL) {
+        conn->cb(conn, NULL);
+        return;
+    }
+    h2o_websocket_proceed(conn);
+}
+
+/* wslay's send callback in place of h2o's. h2o's writes each piece wslay hands
+ * over: a frame's 2-10 byte header, then its payload, each a writev and a loop
+ * turn of its own; with ~20,000 sockets those syscalls were most of the edge's CPU
+ * (perf/README.md, edge-bench). Here a header that announces more (WSLAY_MSG_MORE)
+ * is kept and written with its payload: one write per frame. As in h2o's, one
+ * write at a time per socket (WOULDBLOCK while one is in flight); its completion
+ * proceeds, which hands over the next frame. */
+static ssize_t on_ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user_data)
+{
+    h2o_websocket_conn_t *conn = user_data;
+    struct edge_ws *ws = conn->data;
+    TK_ASSERT(ws != NULL && ws->conn == conn && ws->header_len <= sizeof(ws->header_bytes));
+    if (h2o_socket_is_writing(conn->sock)) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if ((flags & WSLAY_MSG_MORE) != 0 && len <= sizeof(ws->header_bytes) - ws->header_len) {
+        memcpy(ws->header_bytes + ws->header_len, data, len);
+        ws->header_len += (uint32_t)len;
+        return (ssize_t)len;
+    }
+    size_t total = ws->header_len + len;
+    uint8_t *out = ws->out_inline;
+    if (total > sizeof(ws->out_inline)) {
+        if (total > ws->out_heap_capacity) {
+            uint8_t *grown = realloc(ws->out_heap, total);
+            if (grown == NULL) {
+                wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+                return -1;
+            }
+            ws->out_heap = grown;
+            ws->out_heap_capacity = (uint32_t)total;
+        }
+        out = ws->out_heap;
+    }
+    memcpy(out, ws->header_bytes, ws->header_len);
+    memcpy(out + ws->header_len, data, len);
+    ws->header_len = 0;
+    h2o_iovec_t buf = h2o_iovec_init(out, total);
+    h2o_socket_write(conn->sock, &buf, 1, on_ws_written); /* out stays put until the completion */
+    return (ssize_t)len;
 }
 
 static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
@@ -445,6 +620,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
         return;
     }
     ws->last_seen_ms = edge_monotonic_ms(); /* any frame, pongs included, shows the peer is there */
+    ws->ping_unanswered_ms = 0;
     /* The protocol is server push: text from clients is ignored; wslay answers pings and closes. */
 }
 
@@ -487,7 +663,10 @@ static void on_joined(struct edge_call *call)
     snprintf(ws->user_text, sizeof(ws->user_text), "%s", r->claims.sub);
     ws->rank = view->rank;
     uint64_t now = edge_monotonic_ms();
-    ws->last_ping_ms = ws->last_seen_ms = ws->last_status_ms = now;
+    ws->last_ping_ms = ws->last_seen_ms = ws->last_status_ms = ws->last_push_ms = now;
+    ws->next_position_ms = now; /* apply_view pushes the first one */
+    /* the golden-ratio step spreads consecutive sockets evenly over HEAD_SPREAD_MS */
+    ws->spread_ms = (uint32_t)(((uint64_t)loop->ws->opened++ * 2654435769u) >> 16) % HEAD_SPREAD_MS;
     ws->event = event_get(loop, r->match.event_number, r->match.event_id);
     ws->event->socket_count++;
     h2o_linklist_insert(&ws->event->sockets, &ws->event_link);
@@ -498,8 +677,12 @@ static void on_joined(struct edge_call *call)
     edge_add_header(r, "x-request-id", r->request_id); /* the 101 carries it too */
     ws->conn = h2o_upgrade_to_websocket(r->req, ((struct ws_open *)call->data)->client_key, ws, on_ws_message);
     wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, EDGE_WS_RECV_BYTES_MAX);
+    struct wslay_event_callbacks callbacks = ws->conn->ws_callbacks; /* h2o's, but one write per frame */
+    callbacks.send_callback = on_ws_send;
+    wslay_event_config_set_callbacks(ws->conn->ws_ctx, &callbacks);
     atomic_fetch_add_explicit(&server->metrics.ws_opened, 1, memory_order_relaxed);
     apply_view(ws, view, now); /* the first message, sent once the 101 is out */
+    ws_schedule(ws, now);
 }
 
 void edge_api_queue_ws(struct edge_request *r)
@@ -527,24 +710,46 @@ void edge_api_queue_ws(struct edge_request *r)
 
 /* ---- the feed and seat deltas, fanned out on this loop ---- */
 
+/* Whether positions or ETAs may differ under after than under before. */
+static bool head_moved(const struct edge_feed_head *before, const struct edge_feed_head *after)
+{
+    if (before == NULL)
+        return true;
+    TK_ASSERT(before->event_id == after->event_id);
+    if (before->head_rank != after->head_rank || before->left_count != after->left_count || before->rate != after->rate)
+        return true;
+    return memcmp(before->left, after->left, (size_t)after->left_count * sizeof(after->left[0])) != 0;
+}
+
+/* A head that moved makes the event's waiting sockets due soon (each at its own
+ * offset, and not sooner than HEAD_PUSH_GAP_MS after its last push): the wheel
+ * writes, so heads in quick succession cost one push per socket, and sockets the
+ * head passed ask Status there too (ws_service). A head that did not move costs
+ * nothing per socket. */
 static void on_head(struct edge_loop *loop, struct edge_feed_head *head)
 {
     struct ws_event *event = event_find(loop->ws, head->event_id);
     if (event == NULL)
         return;
+    bool moved = head_moved(event->head, head);
     if (event->head != NULL)
         edge_shared_unref(&event->head->shared);
     edge_shared_ref(&head->shared);
     event->head = head;
+    if (!moved)
+        return;
     uint64_t now = edge_monotonic_ms();
     for (h2o_linklist_t *l = event->sockets.next; l != &event->sockets; l = l->next) {
         struct edge_ws *ws = H2O_STRUCT_FROM_MEMBER(struct edge_ws, event_link, l);
         if (ws->state != WS_WAITING)
             continue;
-        if (ws->rank >= head->head_rank)
-            push_position(ws, now);
-        else if (now - ws->last_status_ms >= STATUS_RETRY_MS)
-            request_status(ws, now); /* passed the head without an admitted message: ask */
+        uint64_t at = now + ws->spread_ms;
+        if (at < ws->last_push_ms + HEAD_PUSH_GAP_MS)
+            at = ws->last_push_ms + HEAD_PUSH_GAP_MS;
+        if (at < ws->next_position_ms) {
+            ws->next_position_ms = at;
+            wheel_sooner(ws, at);
+        }
     }
 }
 
@@ -598,49 +803,188 @@ void edge_ws_on_broadcast(struct edge_loop *loop, enum edge_broadcast_kind kind,
     flush_dirty(loop);
 }
 
-/* ---- housekeeping ---- */
+/* ---- housekeeping: the wheel's turns ---- */
 
-static void tick_one(struct edge_ws *ws, uint64_t now)
+/* The earliest time ws needs looking at. */
+static uint64_t ws_next_due(const struct edge_ws *ws, uint64_t now)
+{
+    const struct edge_config *config = config_of(ws);
+    if (ws->conn == NULL || ws->conn->sock == NULL)
+        return now + WHEEL_SLOT_MS; /* the 101 is still being written */
+    if (ws->state == WS_CLOSING)
+        return ws->close_queued ? ws->close_deadline_ms : now + WHEEL_SLOT_MS;
+    uint64_t due = ws->last_ping_ms + config->ws_ping_interval_ms;
+    if (ws->ping_unanswered_ms != 0) { /* ws_silent's conditions */
+        uint64_t silent_at = ws->last_seen_ms + config->ws_pong_timeout_ms + 1u;
+        uint64_t asked_at = ws->ping_unanswered_ms + config->ws_pong_timeout_ms / 2u;
+        uint64_t resumed_at = ws->loop->ws->resumed_ms + config->ws_pong_timeout_ms + 1u;
+        silent_at = asked_at > silent_at ? asked_at : silent_at;
+        silent_at = resumed_at > silent_at ? resumed_at : silent_at;
+        due = silent_at < due ? silent_at : due;
+    }
+    if (ws->state == WS_WAITING) {
+        due = ws->next_position_ms < due ? ws->next_position_ms : due;
+        uint64_t status = ws->last_status_ms + config->ws_status_every_ms;
+        if (!ws->status_pending && status < due)
+            due = status;
+    }
+    TK_ASSERT(due != DUE_NEVER);
+    return due;
+}
+
+static void ws_schedule(struct edge_ws *ws, uint64_t now)
+{
+    wheel_put(ws, ws_next_due(ws, now));
+}
+
+static void ws_ping(struct edge_ws *ws, uint64_t now)
+{
+    struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"tiketi", .msg_length = 6};
+    if (wslay_event_queue_msg(ws->conn->ws_ctx, &ping) == 0)
+        mark_dirty(ws);
+    ws->last_ping_ms = now;
+    if (ws->ping_unanswered_ms == 0)
+        ws->ping_unanswered_ms = now;
+}
+
+/* Whether the peer sent something this loop has not read yet: then it answered,
+ * and a late loop (not the client) is why nothing was seen. Looked at only when a
+ * socket is about to be closed for silence: one recv(MSG_PEEK) then. */
+static bool ws_answer_waiting(struct edge_ws *ws)
+{
+    h2o_socket_t *sock = ws->conn->sock;
+    TK_ASSERT(sock != NULL);
+    if (sock->input->size > 0)
+        return true;
+    uint8_t byte;
+    ssize_t n = recv(h2o_socket_get_fd(sock), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0;
+}
+
+static void note_lateness(struct edge_ws_registry *registry, uint64_t late_ms)
+{
+    registry->pushes++;
+    registry->late_pushes += late_ms >= LATE_MS;
+    registry->lateness_max_ms = late_ms > registry->lateness_max_ms ? late_ms : registry->lateness_max_ms;
+}
+
+static void log_lateness(struct edge_ws_registry *registry, uint64_t now)
+{
+    if (elapsed_ms(now, registry->lateness_since_ms) < LATENESS_LOG_MS)
+        return;
+    if (registry->pushes > 0)
+        rpc_log(RPC_LOG_DEBUG, "", "websockets of loop %u: %u periodic positions, %u of them %u ms late or more, "
+                "the latest %llu ms late", registry->loop->index, registry->pushes, registry->late_pushes, LATE_MS,
+                (unsigned long long)registry->lateness_max_ms);
+    registry->lateness_since_ms = now;
+    registry->pushes = registry->late_pushes = 0;
+    registry->lateness_max_ms = 0;
+}
+
+/* Closed for silence: nothing received for --ws-pong-timeout-ms, although a ping
+ * went out at least half of that ago and no answer waits unread. The ping
+ * condition is the fix for healthy sockets closed while the edge was late: the
+ * old rule (silence alone) closed every socket of a loop that had stalled longer
+ * than the timeout, or whose pings sat behind seconds of queued positions, at
+ * its next tick, before the client had been asked anything. And not within a
+ * pong timeout of the loop's own stall (STALL_MS): a ping queued just before it
+ * may have left only now (a TSan edge stopped for 2.5 s in test_queue's
+ * PongsWhileTheEdgeIsLate closed 1 socket of 40 that way). */
+static bool ws_silent(struct edge_ws *ws, uint64_t now)
+{
+    const struct edge_config *config = config_of(ws);
+    if (elapsed_ms(now, ws->last_seen_ms) <= config->ws_pong_timeout_ms)
+        return false;
+    if (elapsed_ms(now, ws->loop->ws->resumed_ms) <= config->ws_pong_timeout_ms)
+        return false; /* the loop itself was away: give the socket a full timeout of our attention */
+    if (ws->ping_unanswered_ms == 0 || elapsed_ms(now, ws->ping_unanswered_ms) < config->ws_pong_timeout_ms / 2u)
+        return false; /* not asked, or not long enough ago: our lateness, not the client's silence */
+    return !ws_answer_waiting(ws);
+}
+
+/* What is due for ws at now. false when ws is gone (dropped: not to be touched). */
+static bool ws_service(struct edge_ws *ws, uint64_t now)
 {
     const struct edge_config *config = config_of(ws);
     if (ws->conn->sock == NULL)
-        return; /* the 101 is still being written; h2o calls back either way */
+        return true; /* the 101 is still being written; h2o calls back either way */
     if (ws->state == WS_CLOSING) {
-        if (now >= ws->close_deadline_ms)
+        if (now >= ws->close_deadline_ms) {
             ws_drop(ws); /* no close handshake in time: drop the connection */
-        else if (!ws->close_queued && wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0)
+            return false;
+        }
+        if (!ws->close_queued && wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0)
             queue_close(ws, ws->close_code, ws->close_reason);
-        return;
+        return true;
     }
-    if (now - ws->last_seen_ms > config->ws_pong_timeout_ms) {
+    if (ws_silent(ws, now)) {
         atomic_fetch_add_explicit(&ws->loop->server->metrics.ws_pong_timeouts, 1, memory_order_relaxed);
+        rpc_log(RPC_LOG_INFO, "", "websocket of user %s closed: nothing received for %llu ms", ws->user_text,
+                (unsigned long long)elapsed_ms(now, ws->last_seen_ms));
         ws_close(ws, 1008, "no answer to pings");
-        return;
+        return true;
     }
-    if (now - ws->last_ping_ms >= config->ws_ping_interval_ms) {
-        struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = (const uint8_t *)"tiketi", .msg_length = 6};
-        wslay_event_queue_msg(ws->conn->ws_ctx, &ping);
-        ws->last_ping_ms = now;
-        mark_dirty(ws);
+    if (ws->state == WS_WAITING && now >= ws->next_position_ms) {
+        /* One position in flight per socket: the pile-up of positions queued faster than
+         * they could be written is what stalled the loops for seconds (and left pongs
+         * unread past the timeout). A position is only worth its newest value anyway. */
+        if (wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0) {
+            note_lateness(ws->loop->ws, now - ws->next_position_ms);
+            push_position(ws, now);
+        } else
+            ws->next_position_ms = now + UNSENT_RETRY_MS;
     }
+    if (elapsed_ms(now, ws->last_ping_ms) >= config->ws_ping_interval_ms)
+        ws_ping(ws, now);
     if (ws->state != WS_WAITING)
-        return;
-    /* the tick runs every 250 ms: pushing after 60% of the period keeps every gap under it */
-    if (now - ws->last_push_ms >= config->ws_position_every_ms * 6u / 10u)
-        push_position(ws, now);
-    if (now - ws->last_status_ms >= config->ws_status_every_ms)
+        return true;
+    const struct edge_feed_head *head = ws->event->head;
+    bool passed = head != NULL && ws->rank < head->head_rank; /* passed without an admitted message: ask */
+    if (elapsed_ms(now, ws->last_status_ms) >= (passed ? STATUS_RETRY_MS : config->ws_status_every_ms))
         request_status(ws, now);
+    return true;
 }
 
-void edge_ws_tick(struct edge_loop *loop)
+/* Runs the wheel's slots whose time is over, at most one turn (after a longer
+ * stall one turn has looked at every socket once, which services all that are due). */
+static void wheel_run(struct edge_loop *loop)
 {
+    struct edge_ws_registry *registry = loop->ws;
     uint64_t now = edge_monotonic_ms();
-    h2o_linklist_t *anchor = &loop->ws->all;
-    for (h2o_linklist_t *l = anchor->next, *next; l != anchor; l = next) {
-        next = l->next; /* tick_one may drop this socket, never another */
-        tick_one(H2O_STRUCT_FROM_MEMBER(struct edge_ws, all_link, l), now);
+    if (registry->last_run_ms != 0 && elapsed_ms(now, registry->last_run_ms) > STALL_MS)
+        registry->resumed_ms = now;
+    registry->last_run_ms = now;
+    uint32_t turns = 0;
+    while (registry->wheel_cursor_ms + WHEEL_SLOT_MS <= now && turns < WHEEL_SLOTS) {
+        h2o_linklist_t batch;
+        h2o_linklist_init_anchor(&batch);
+        h2o_linklist_insert_list(&batch, &registry->wheel[(registry->wheel_cursor_ms / WHEEL_SLOT_MS) &
+                                                           (WHEEL_SLOTS - 1u)]);
+        registry->wheel_cursor_ms += WHEEL_SLOT_MS; /* what is put back goes to a later slot or turn */
+        turns++;
+        while (!h2o_linklist_is_empty(&batch)) {
+            struct edge_ws *ws = H2O_STRUCT_FROM_MEMBER(struct edge_ws, wheel_link, batch.next);
+            h2o_linklist_unlink(&ws->wheel_link);
+            if (ws->due_ms > now) {
+                wheel_put(ws, ws->due_ms); /* a later turn's */
+                continue;
+            }
+            if (ws_service(ws, now))
+                ws_schedule(ws, now);
+        }
     }
+    if (registry->wheel_cursor_ms + WHEEL_SLOT_MS <= now)
+        registry->wheel_cursor_ms = now / WHEEL_SLOT_MS * WHEEL_SLOT_MS; /* a stall longer than a turn */
+    TK_ASSERT(registry->wheel_cursor_ms <= now + WHEEL_SLOT_MS);
+    log_lateness(registry, now);
     flush_dirty(loop);
+}
+
+static void on_wheel_timer(h2o_timeout_entry_t *entry)
+{
+    struct edge_ws_registry *registry = H2O_STRUCT_FROM_MEMBER(struct edge_ws_registry, wheel_timer, entry);
+    wheel_run(registry->loop);
+    h2o_timeout_link(registry->loop->ctx.loop, &registry->wheel_timeout, &registry->wheel_timer);
 }
 
 void edge_ws_close_all(struct edge_loop *loop, uint16_t code, const char *reason)

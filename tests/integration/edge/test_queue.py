@@ -2,6 +2,7 @@
 arrive at least once a second and go down, the admission with a token the engine accepts, seat
 deltas after it, leaving, the connection cap, pings, and slow consumers closed with 1008."""
 import json
+import signal
 import socket
 import struct
 import threading
@@ -226,6 +227,83 @@ class SocketBounds(QueueTestCase):
             self.assertIn("slow consumer", reason)
         finally:
             engine.close()
+            self.assertEqual(stop_edge(process), 0)
+
+
+class PongsWhileTheEdgeIsLate(QueueTestCase):
+    """Regression (issue 5, perf/edge-bench: 3,723-4,640 of ~18,000 sockets closed with 1008 "no answer
+    to pings" although the load generator answered every ping at once): the edge judged a socket by
+    the time since its last frame alone, so a loop that fell behind (positions queued faster than they
+    could be written, pings and pongs waiting seconds behind them) closed healthy sockets at its next
+    tick, before they had even been asked. Here an edge that pings every 300 ms and closes after
+    1200 ms of silence is stopped (SIGSTOP) twice for 2.5 s, twice its pong timeout, with sockets on
+    both loops that answer every ping: none may be closed, and positions go on afterwards."""
+
+    SOCKETS = 40
+    STALL_S = 2.5
+
+    def test_sockets_that_answer_pings_survive_a_stalled_edge(self):
+        process, address = start_edge("--ws-ping-interval-ms", "300", "--ws-pong-timeout-ms", "1200",
+                                      "--ws-position-every-ms", "300", "--rate-user-per-s", "1000",
+                                      "--rate-user-burst", "2000")
+        try:
+            self.assertTrue(wait_up(address, process))
+            base = f"http://{address}"
+            event_id = create_event(queue={"enabled": True, "admit_per_s": 1, "max_active": 10}, opens_in_s=3600)
+            me = new_account("stall")
+            sockets = [ws_connect(base, event_id, me.access) for _ in range(self.SOCKETS)]
+            readers = [Messages(ws) for ws in sockets]  # websocket-client answers pings while it reads
+            try:
+                for messages in readers:
+                    messages.wait(lambda ms: any(m["type"] == "position" for m in ms), 5, "a first position")
+                time.sleep(1.0)  # pings asked and answered
+                for _ in range(2):
+                    process.send_signal(signal.SIGSTOP)
+                    try:
+                        time.sleep(self.STALL_S)
+                    finally:
+                        process.send_signal(signal.SIGCONT)
+                    time.sleep(2.0)  # several ping intervals and pong timeouts' worth after the stall
+                for messages in readers:
+                    self.assertIsNone(messages.close_code,
+                                      f"closed {messages.close_code} {messages.close_reason!r} after a stall")
+                    seen = len(messages.of_type("position"))
+                    messages.wait(lambda ms: sum(m["type"] == "position" for m in ms) > seen, 3,
+                                  "a position after the stalls")
+                self.assertEqual(metric(base, "tiketi_edge_ws_pong_timeouts_total"), 0)
+                self.assertEqual(metric(base, "tiketi_edge_websockets"), self.SOCKETS)
+            finally:
+                for ws in sockets:
+                    ws.close()
+        finally:
+            process.send_signal(signal.SIGCONT)
+            self.assertEqual(stop_edge(process), 0)
+
+    def test_a_socket_that_stops_answering_is_still_closed_after_a_stall(self):
+        process, address = start_edge("--ws-ping-interval-ms", "300", "--ws-pong-timeout-ms", "1200")
+        try:
+            self.assertTrue(wait_up(address, process))
+            base = f"http://{address}"
+            event_id = create_event(queue={"enabled": True, "admit_per_s": 1, "max_active": 10}, opens_in_s=3600)
+            silent = ws_connect(base, event_id, new_account("stallsilent").access)
+            try:
+                process.send_signal(signal.SIGSTOP)
+                try:
+                    time.sleep(self.STALL_S)
+                finally:
+                    process.send_signal(signal.SIGCONT)
+                time.sleep(3.0)  # read nothing, so answer nothing
+                code = None
+                while code is None:  # raw frames: recv_data would answer the pings it meets
+                    frame = silent.recv_frame()
+                    if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                        code, reason = int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode()
+                self.assertEqual((code, reason), (1008, "no answer to pings"))
+                self.assertEqual(metric(base, "tiketi_edge_ws_pong_timeouts_total"), 1)
+            finally:
+                silent.close()
+        finally:
+            process.send_signal(signal.SIGCONT)
             self.assertEqual(stop_edge(process), 0)
 
 
