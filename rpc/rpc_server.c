@@ -13,7 +13,17 @@
  * are under one mutex: a few instructions per call, off the engine's hot path.
  *
  * Trade-off: handlers run on completion-queue threads, so a slow handler holds a
- * thread; handlers here never block (the engine answers through callbacks). */
+ * thread; handlers here never block (the engine answers through callbacks).
+ *
+ * Replies from threads that must not spend time on gRPC (the WAL writer: every
+ * microsecond it spends answering delays the next fdatasync) go through the reply
+ * thread: the handler packs the reply on its own thread (rpc_reply_prepare), the
+ * late thread pushes the call onto a lock-free stack (one CAS, plus a futex wake
+ * when the stack was empty) and the reply thread starts the batches, which is where
+ * gRPC also writes the socket. One thread rather than the completion-queue threads:
+ * those sleep inside grpc_completion_queue_next, and the C core (1.51) has no
+ * public C call that posts a tag onto a completion queue (grpc_alarm is C++ only),
+ * so waking them would take a call of our own per hand-off. */
 #include "rpc_server.h"
 
 #include <errno.h>
@@ -26,7 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rpc_log.h"
 #include "rpc_metrics.h"
@@ -77,10 +90,12 @@ struct rpc_call {
     bool has_status_details;
     grpc_metadata trailer;
     bool has_trailer;
+    bool reply_prepared; /* reply_payload holds the packed reply, not sent yet */
     uint8_t trailer_bytes[512];
     rpc_stream_sent_fn stream_sent;
     void *stream_sent_ctx;
     struct rpc_call *next_free;
+    struct rpc_call *next_reply; /* on the reply thread's stack (rpc_reply_prepared_async) */
 };
 
 struct rpc_server {
@@ -107,6 +122,12 @@ struct rpc_server {
     void (*on_shutdown)(void *ctx);
     void *on_shutdown_ctx;
     struct rpc_method_metrics *unimplemented_metrics;
+    /* The reply thread: a Treiber stack of calls whose prepared reply it sends, and a
+     * futex word bumped when the stack goes from empty to not empty. */
+    pthread_t reply_thread;
+    _Atomic(struct rpc_call *) reply_stack;
+    _Atomic uint32_t reply_seq;
+    _Atomic bool reply_stop;
 };
 
 static void call_unref(struct rpc_call *call);
@@ -140,6 +161,8 @@ static void call_prepare(struct rpc_call *call, uint32_t method_index)
     call->send_payload = call->reply_payload = NULL;
     call->has_status_details = call->has_trailer = false;
     call->stream_sent = NULL;
+    call->reply_prepared = false;
+    call->next_reply = NULL;
 }
 
 /* Hands one slot to gRPC for a method (or the generic slots). Caller holds the lock. */
@@ -298,19 +321,21 @@ static size_t status_ops(struct rpc_call *call, grpc_op *ops, const struct rpc_e
     return n;
 }
 
-static void answer(struct rpc_call *call, const ProtobufCMessage *reply, const struct rpc_error *error)
+/* Sends the final batch: payload (owned by the call from now on) or error. */
+static void answer_payload(struct rpc_call *call, grpc_byte_buffer *payload, const struct rpc_error *error)
 {
     TK_ASSERT(call != NULL);
+    TK_ASSERT((payload == NULL) != (error == NULL));
     bool was = atomic_exchange(&call->answered, true);
     TK_ASSERT(!was); /* every call is answered exactly once */
     grpc_op ops[4];
     memset(ops, 0, sizeof(ops));
     size_t n = 0;
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (reply != NULL) {
-        call->reply_payload = pack_message(reply);
+    if (payload != NULL) {
+        call->reply_payload = payload;
         ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = call->reply_payload;
+        ops[n++].data.send_message.send_message = payload;
     }
     n += status_ops(call, &ops[n], error);
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -318,10 +343,100 @@ static void answer(struct rpc_call *call, const ProtobufCMessage *reply, const s
     start_batch(call, ops, n, &call->tag_finish);
 }
 
+static void answer(struct rpc_call *call, const ProtobufCMessage *reply, const struct rpc_error *error)
+{
+    TK_ASSERT(!call->reply_prepared || error != NULL); /* a prepared reply is sent with rpc_reply_prepared */
+    /* A prepared reply that an error replaced stays in reply_payload, freed with the slot. */
+    answer_payload(call, reply != NULL ? pack_message(reply) : NULL, error);
+}
+
 void rpc_reply(struct rpc_call *call, const ProtobufCMessage *reply)
 {
     TK_ASSERT(reply != NULL);
     answer(call, reply, NULL);
+}
+
+void rpc_reply_prepare(struct rpc_call *call, const ProtobufCMessage *reply)
+{
+    TK_ASSERT(call != NULL && reply != NULL);
+    TK_ASSERT(!call->reply_prepared && call->reply_payload == NULL);
+    TK_ASSERT(!atomic_load_explicit(&call->answered, memory_order_relaxed));
+    call->reply_payload = pack_message(reply);
+    call->reply_prepared = true;
+}
+
+void rpc_reply_prepared(struct rpc_call *call)
+{
+    TK_ASSERT(call != NULL && call->reply_prepared);
+    grpc_byte_buffer *payload = call->reply_payload;
+    TK_ASSERT(payload != NULL);
+    call->reply_prepared = false;
+    answer_payload(call, payload, NULL);
+}
+
+static void reply_futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void rpc_reply_prepared_async(struct rpc_call *call)
+{
+    TK_ASSERT(call != NULL && call->reply_prepared);
+    struct rpc_server *server = call->server;
+    TK_ASSERT(server->started);
+    /* Release: the reply thread's acquire exchange then sees the call's fields as the
+     * handler and this thread left them. */
+    struct rpc_call *head = atomic_load_explicit(&server->reply_stack, memory_order_relaxed);
+    do {
+        call->next_reply = head;
+    } while (!atomic_compare_exchange_weak_explicit(&server->reply_stack, &head, call, memory_order_release,
+                                                    memory_order_relaxed));
+    /* Only the push onto an empty stack can find the reply thread asleep (it sleeps
+     * only after taking an empty stack), so only that one bumps the word and wakes it. */
+    if (head == NULL) {
+        atomic_fetch_add_explicit(&server->reply_seq, 1, memory_order_seq_cst);
+        reply_futex_wake(&server->reply_seq);
+    }
+}
+
+/* Takes the whole stack and sends its replies oldest first. Returns how many. */
+static uint32_t reply_thread_round(struct rpc_server *server)
+{
+    struct rpc_call *list = atomic_exchange_explicit(&server->reply_stack, NULL, memory_order_acquire);
+    struct rpc_call *fifo = NULL;
+    uint32_t count = 0;
+    while (list != NULL) { /* bounded: at most calls_max calls are out of the pool */
+        struct rpc_call *next = list->next_reply;
+        list->next_reply = fifo;
+        fifo = list;
+        list = next;
+        count++;
+        TK_ASSERT(count <= server->calls_max);
+    }
+    while (fifo != NULL) {
+        struct rpc_call *next = fifo->next_reply; /* read first: the slot may be reused once sent */
+        fifo->next_reply = NULL;
+        rpc_reply_prepared(fifo);
+        fifo = next;
+    }
+    return count;
+}
+
+static void *reply_thread_main(void *arg)
+{
+    struct rpc_server *server = arg;
+    TK_ASSERT(server != NULL && server->started);
+    /* Ends when destroy asks, which it does only once every call was answered. */
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&server->reply_seq, memory_order_seq_cst);
+        if (reply_thread_round(server) > 0)
+            continue;
+        if (atomic_load(&server->reply_stop))
+            return NULL;
+        /* A push after the empty exchange above bumped the word past seq: no sleep. */
+        struct timespec timeout = {.tv_sec = 1};
+        syscall(SYS_futex, &server->reply_seq, FUTEX_WAIT_PRIVATE, seq, &timeout, NULL, 0);
+    }
 }
 
 void rpc_fail(struct rpc_call *call, const struct rpc_error *error)
@@ -654,7 +769,11 @@ enum tk_status rpc_server_start(struct rpc_server *server)
     for (uint32_t i = 0; i < server->thread_count; i++) {
         int rc = pthread_create(&server->threads[i], NULL, cq_thread, server);
         TK_ASSERT(rc == 0);
+        pthread_setname_np(server->threads[i], "rpc-cq");
     }
+    int rc = pthread_create(&server->reply_thread, NULL, reply_thread_main, server);
+    TK_ASSERT(rc == 0);
+    pthread_setname_np(server->reply_thread, "rpc-reply"); /* for top -H and perf; a name is no invariant */
     return TK_OK;
 }
 
@@ -758,6 +877,13 @@ void rpc_server_destroy(struct rpc_server *server)
         rpc_log(RPC_LOG_ERROR, "", "%u calls were never answered by their handlers; not freeing the server",
                 atomic_load(&server->calls_in_use));
         return;
+    }
+    if (server->started) { /* every call was answered: nothing is left on the reply stack */
+        TK_ASSERT(atomic_load(&server->reply_stack) == NULL);
+        atomic_store(&server->reply_stop, true);
+        atomic_fetch_add(&server->reply_seq, 1);
+        reply_futex_wake(&server->reply_seq);
+        pthread_join(server->reply_thread, NULL);
     }
     grpc_server_destroy(server->server);
     grpc_completion_queue_shutdown(server->cq);

@@ -6,10 +6,14 @@
  * once instead of hanging until the client's deadline), and runs completion-queue
  * threads that decode each request into the call's arena and call the handler.
  *
- * A handler answers with rpc_reply / rpc_fail, then or later and from any thread:
- * the engine answers after group commit, from its WAL thread, so no
- * completion-queue thread ever waits on the disk. Every call is answered exactly
- * once. Server-streaming handlers use rpc_stream_*.
+ * A handler answers with rpc_reply / rpc_fail, then or later and from any thread,
+ * so no completion-queue thread ever waits on the disk. A reply that is final
+ * before it may be sent (the engine's: sent after group commit) is packed at once
+ * on the handler's thread (rpc_reply_prepare) and sent later with
+ * rpc_reply_prepared_async, which only hands the call to the server's reply
+ * thread: the thread that learns "durable" (the WAL writer) spends no time on
+ * protobuf or gRPC. Every call is answered exactly once. Server-streaming
+ * handlers use rpc_stream_*.
  *
  * Bounds: calls_max call slots are allocated at start (each with its arena);
  * messages above max_message_bytes are refused by the transport
@@ -95,6 +99,17 @@ int64_t rpc_call_deadline_ms(const struct rpc_call *call);
 
 /* Answers OK with reply. Any thread, once. */
 void rpc_reply(struct rpc_call *call, const ProtobufCMessage *reply);
+/* Packs reply now and keeps the bytes with the call; the message may be freed or
+ * changed afterwards. Then exactly one of: rpc_reply_prepared (send it on this
+ * thread), rpc_reply_prepared_async (from any thread) or rpc_fail* (an error is
+ * sent instead and the prepared bytes are dropped). */
+void rpc_reply_prepare(struct rpc_call *call, const ProtobufCMessage *reply);
+/* Answers OK with the prepared reply, from the calling thread. */
+void rpc_reply_prepared(struct rpc_call *call);
+/* Answers OK with the prepared reply from the server's reply thread; any thread,
+ * lock-free (a CAS, and a futex wake when the reply thread may be asleep), never
+ * blocks. For threads whose time is worth more than a reply's (the WAL writer). */
+void rpc_reply_prepared_async(struct rpc_call *call);
 /* Answers with an error (code, machine name, message, unavailable seats). */
 void rpc_fail(struct rpc_call *call, const struct rpc_error *error);
 /* Shorthand: the error for an engine/service status. */

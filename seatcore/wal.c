@@ -18,7 +18,9 @@
  *   (ring pieces + the commit from a private buffer). Then it zeroes the consumed
  *   ring bytes, advances `consumed` and `durable`, and runs the waiters.
  * - Waiters sit in a bounded MPSC queue (Vyukov cells with sequence numbers) and
- *   run on the writer thread in registration order while their LSN is durable.
+ *   run on the writer thread: after each sync, every published waiter whose LSN
+ *   it covers, wherever it sits in the queue (cells are freed in order, so one
+ *   that ran early keeps its cell until those before it have run).
  * - Sleeping: the writer sleeps on a futex when idle; appenders wake it only if
  *   it is asleep (a flag read after publishing, Dekker-style with seq_cst), so the
  *   hot path makes no syscall per record.
@@ -53,9 +55,9 @@
  *   not be found after a restart, like any unacknowledged record.
  * - wal_when_durable / wal_wait_durable return as soon as `durable` covers their
  *   LSN, possibly before the writer has run the other waiters of that batch.
- * - Waiters run in registration order and the queue stops at the first one whose
- *   LSN is not durable yet, so a waiter for an LSN nobody appended delays the ones
- *   behind it until the next batch (it gets TK_ERR_UNAVAILABLE at close).
+ * - Waiters whose LSN is durable run in registration order; one whose LSN is not
+ *   (even one nobody appended: it gets TK_ERR_UNAVAILABLE at close) delays nobody,
+ *   but holds its queue cell and those of every waiter after it until it runs.
  * - wal_open refuses (TK_ERR_CORRUPT, "records are missing") a from_lsn before the
  *   first segment or past the end of the stream: replaying would silently skip
  *   records the caller's snapshot relies on. */
@@ -144,7 +146,8 @@ struct wal {
     alignas(WAL_CACHE_LINE_BYTES) uint64_t written; /* bytes before this LSN are in the segment file */
     uint64_t scan;                                  /* records before this LSN are published */
     uint64_t batch_records;
-    uint64_t waiter_head;
+    uint64_t waiter_head;      /* oldest cell not yet freed */
+    uint64_t waiter_scan_from; /* cells before it were looked at since `durable` last moved */
     int segment_handle;
     uint64_t segment_start;
     uint8_t commit[WAL_COMMIT_BYTES];
@@ -409,7 +412,9 @@ bool wal_when_durable(struct wal *wal, uint64_t lsn, wal_done_fn fn, void *ctx)
     TK_ASSERT(wal->thread_started);
     if (lsn <= atomic_load_explicit(&wal->durable, memory_order_acquire))
         return true;
-    uint64_t pos = atomic_fetch_add_explicit(&wal->waiter_tail, 1, memory_order_relaxed);
+    /* seq_cst: the writer's seq_cst load of the tail (writer_has_work) must see this
+     * position once it can see the publication below. */
+    uint64_t pos = atomic_fetch_add_explicit(&wal->waiter_tail, 1, memory_order_seq_cst);
     struct wal_waiter *cell = waiter_cell(wal, pos);
     waiter_wait_cell(wal, cell, pos);
     cell->lsn = lsn;
@@ -448,28 +453,72 @@ enum tk_status wal_wait_durable(struct wal *wal, uint64_t lsn)
     return wait.status;
 }
 
-/* Runs published waiters in registration order. drain false: while their LSN is
- * durable. drain true: all of them; durable ones get TK_OK, the rest `status`. */
+/* Frees the cells at the head that have run (fn NULL), in order: a cell is only
+ * reused for position p + TK_WAL_WAITERS_MAX, so the free ones must be a prefix. */
+static void writer_free_waiters(struct wal *wal, uint64_t tail)
+{
+    TK_ASSERT(wal->waiter_head <= tail);
+    while (wal->waiter_head < tail) { /* bounded: tail - head <= TK_WAL_WAITERS_MAX cells are in use */
+        uint64_t head = wal->waiter_head;
+        struct wal_waiter *cell = waiter_cell(wal, head);
+        if (waiter_state(cell, head, memory_order_acquire) != head + 1 || cell->fn != NULL)
+            return;
+        waiter_set_state(cell, head, head + TK_WAL_WAITERS_MAX, memory_order_release);
+        wal->waiter_head++;
+    }
+}
+
+/* Runs published waiters. drain false: every one whose LSN is durable, wherever it
+ * sits in the queue (two threads may register out of LSN order; stopping at the
+ * first uncovered one made the covered ones behind it wait one more group
+ * commit). drain true: all of them; durable ones get TK_OK, the rest `status`.
+ * A waiter that ran keeps its cell (fn NULL) until the cells before it are free. */
 static void writer_run_waiters(struct wal *wal, enum tk_status status, bool drain)
 {
     TK_ASSERT(drain || status == TK_OK);
     uint64_t durable = atomic_load_explicit(&wal->durable, memory_order_relaxed);
     TK_ASSERT(durable <= wal->written);
-    for (uint32_t i = 0; i < TK_WAL_WAITERS_MAX; i++) {
-        uint64_t head = wal->waiter_head;
-        struct wal_waiter *cell = waiter_cell(wal, head);
-        if (waiter_state(cell, head, memory_order_acquire) != head + 1)
-            return;
+    uint64_t tail = atomic_load_explicit(&wal->waiter_tail, memory_order_seq_cst);
+    uint64_t end = tail - wal->waiter_head > TK_WAL_WAITERS_MAX ? wal->waiter_head + TK_WAL_WAITERS_MAX : tail;
+    uint64_t first_unpublished = end;
+    for (uint64_t pos = wal->waiter_head; pos < end; pos++) {
+        struct wal_waiter *cell = waiter_cell(wal, pos);
+        if (waiter_state(cell, pos, memory_order_acquire) != pos + 1) {
+            if (pos < first_unpublished)
+                first_unpublished = pos; /* its registrant is still writing it */
+            continue;
+        }
         bool covered = cell->lsn <= durable;
-        if (!covered && !drain)
-            return;
+        if (cell->fn == NULL || (!covered && !drain))
+            continue;
         wal_done_fn fn = cell->fn;
         void *ctx = cell->ctx;
-        /* Free the cell before the call, so a callback may register a new waiter. */
-        waiter_set_state(cell, head, head + TK_WAL_WAITERS_MAX, memory_order_release);
-        wal->waiter_head++;
+        cell->fn = NULL;
+        /* Free the head cell before the call, so a callback may register a new waiter. */
+        writer_free_waiters(wal, end);
         fn(ctx, covered ? TK_OK : status);
     }
+    writer_free_waiters(wal, end);
+    wal->waiter_scan_from = first_unpublished > wal->waiter_head ? first_unpublished : wal->waiter_head;
+}
+
+/* True if a published waiter the last writer_run_waiters did not see is ready to
+ * run (covered, or the log failed). Cells before waiter_scan_from were all looked
+ * at against the current `durable`, so only the newer ones need a look. */
+static bool writer_waiter_ready(struct wal *wal, bool healthy)
+{
+    uint64_t durable = atomic_load_explicit(&wal->durable, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&wal->waiter_tail, memory_order_seq_cst);
+    uint64_t from = wal->waiter_scan_from > wal->waiter_head ? wal->waiter_scan_from : wal->waiter_head;
+    uint64_t end = tail - wal->waiter_head > TK_WAL_WAITERS_MAX ? wal->waiter_head + TK_WAL_WAITERS_MAX : tail;
+    TK_ASSERT(from <= tail);
+    for (uint64_t pos = from; pos < end; pos++) {
+        struct wal_waiter *cell = waiter_cell(wal, pos);
+        if (waiter_state(cell, pos, memory_order_seq_cst) == pos + 1 && cell->fn != NULL &&
+            (!healthy || cell->lsn <= durable))
+            return true;
+    }
+    return false;
 }
 
 /* ---- the writer thread ------------------------------------------------------ */
@@ -487,10 +536,7 @@ static bool writer_has_work(struct wal *wal, bool idle)
         return !healthy;
     if (atomic_load(&wal->closing))
         return true;
-    struct wal_waiter *cell = waiter_cell(wal, wal->waiter_head);
-    if (waiter_state(cell, wal->waiter_head, memory_order_seq_cst) == wal->waiter_head + 1)
-        return !healthy || cell->lsn <= atomic_load_explicit(&wal->durable, memory_order_relaxed);
-    return false;
+    return writer_waiter_ready(wal, healthy);
 }
 
 /* Sleeps until an appender, a waiter registration or close wakes the writer. The
@@ -1140,6 +1186,7 @@ static enum tk_status wal_start(struct wal *wal, struct wal_recovery *rec)
             snprintf(rec->err, rec->err_len, "cannot start the WAL writer thread");
         return TK_ERR_UNAVAILABLE;
     }
+    pthread_setname_np(wal->thread, "wal-writer"); /* for top -H and perf */
     wal->thread_started = true;
     return TK_OK;
 }

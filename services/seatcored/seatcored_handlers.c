@@ -4,7 +4,11 @@
  * checks what the engine does not (sizes of repeated fields, idempotency key
  * length, shard ownership), calls the engine, builds the reply in the arena and
  * answers once the engine's change is durable: at once if nothing was written or
- * it is already durable, else from the WAL's callback. A batch runs its
+ * it is already durable, else after the WAL's callback. That callback runs on the
+ * WAL writer thread, so the reply is packed before (on the completion-queue
+ * thread) and the callback only queues the call for the rpc server's reply thread:
+ * answering ~10 calls per group commit on the writer itself (pack, start batch,
+ * socket write) delayed the next fdatasync by ~0.6 ms at peak. A batch runs its
  * operations in order and answers once, after the largest LSN of them all. */
 #include <stdio.h>
 #include <string.h>
@@ -19,18 +23,15 @@
 
 /* ---- answering after durability ---- */
 
-struct deferred {
-    struct rpc_call *call;
-    const ProtobufCMessage *reply;
-};
-
+/* On the WAL writer thread: it only hands the call over (the reply was packed by the
+ * handler), so the writer can start the next group commit at once. */
 static void on_durable(void *ctx, enum tk_status status)
 {
-    struct deferred *d = ctx;
+    struct rpc_call *call = ctx;
     if (status == TK_OK)
-        rpc_reply(d->call, d->reply);
+        rpc_reply_prepared_async(call);
     else
-        rpc_fail_status(d->call, TK_ERR_IO, "the change could not be made durable; it was not acknowledged");
+        rpc_fail_status(call, TK_ERR_IO, "the change could not be made durable; it was not acknowledged");
 }
 
 static void reply_when_durable(struct seatcored *daemon, struct rpc_call *call, uint64_t lsn,
@@ -41,11 +42,11 @@ static void reply_when_durable(struct seatcored *daemon, struct rpc_call *call, 
         rpc_reply(call, reply);
         return;
     }
-    struct deferred *d = rpc_arena_alloc(rpc_call_arena(call), sizeof(*d));
-    TK_ASSERT(d != NULL); /* a few bytes from a fresh arena */
-    *d = (struct deferred){.call = call, .reply = reply};
-    if (sc_engine_when_durable(daemon->engine, lsn, on_durable, d))
-        rpc_reply(call, reply);
+    /* The reply is final now: pack it here, on the completion-queue thread, not on the
+     * writer thread that learns it is durable. */
+    rpc_reply_prepare(call, reply);
+    if (sc_engine_when_durable(daemon->engine, lsn, on_durable, call))
+        rpc_reply_prepared(call);
 }
 
 static void fail(struct rpc_call *call, enum tk_status status, const char *message, const uint32_t *unavailable,

@@ -374,14 +374,21 @@ class DurabilityTest(SeatcoreTestCase):
         self.assertTrue(sizes and max(sizes) > 0, f"no WAL in {self.data_dir}: {os.listdir(self.data_dir)}")
         limit = max(sizes) + 1  # no file of the daemon may grow past its current WAL any more
         resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
-        refused = None
-        for seat in range(20, 400):
-            result = self.hold(eid, 1 + seat, [seat])
-            if not result.ok:
-                refused = result
-                break
-            acked.append((1 + seat, result.reply.hold_id, seat))  # the last bytes below the limit
-        self.assertIsNotNone(refused, "holds were still acknowledged with the WAL unable to grow")
+        # Many holds in flight at once, most of them waiting for a group commit when the write
+        # fails: the durable reply path (replies packed by the handler, sent by the rpc server's
+        # reply thread once the WAL writer says durable) must answer every one, OK (then it is
+        # durable: checked after the restart) or storage_error, none left to its deadline.
+        futures = [(seat, self.stub.Hold.future(pb.HoldRequest(event_id=eid, user_id=1 + seat, seats=[seat]),
+                                                timeout=10))
+                   for seat in range(20, 400)]
+        refused = 0
+        for seat, future in futures:
+            try:
+                acked.append((1 + seat, future.result().hold_id, seat))  # the last bytes below the limit
+            except grpc.RpcError as err:
+                self.assertNotEqual(err.code(), C.DEADLINE_EXCEEDED, f"seat {seat}: a call was never answered")
+                refused += 1
+        self.assertGreater(refused, 0, "holds were still acknowledged with the WAL unable to grow")
         try:
             rc = daemon.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -24,6 +24,7 @@
 #define LATER "/tiketi.test.Test/Later"
 #define FAIL "/tiketi.test.Test/Fail"
 #define STREAM "/tiketi.test.Test/Stream"
+#define PREPARED "/tiketi.test.Test/Prepared"
 
 static _Atomic int laters_running; /* teardown waits for them: they hold calls */
 
@@ -77,6 +78,43 @@ static void on_fail(struct rpc_call *call, const ProtobufCMessage *message, void
     rpc_fail(call, &error);
 }
 
+/* Prepared replies, the way seatcored answers after group commit: packed in the
+ * handler (from a message on its stack, gone when the reply is sent), sent later
+ * from another thread through the reply thread; an odd id fails instead (the WAL
+ * failed: the prepared bytes must not go out); an id of 0 mod 1000 is sent at once. */
+static void *prepared_thread(void *arg)
+{
+    struct later *later = arg;
+    usleep(later->delay_ms * 1000u);
+    if (later->event_id % 2 == 1)
+        rpc_fail_status(later->call, TK_ERR_IO, "the change could not be made durable");
+    else
+        rpc_reply_prepared_async(later->call);
+    free(later);
+    atomic_fetch_sub(&laters_running, 1);
+    return NULL;
+}
+
+static void on_prepared(struct rpc_call *call, const ProtobufCMessage *message, void *ctx)
+{
+    (void)ctx;
+    const Tiketi__V1__EventRef *req = (const Tiketi__V1__EventRef *)message;
+    Tiketi__V1__EventInfo reply = TIKETI__V1__EVENT_INFO__INIT;
+    reply.event_id = req->event_id;
+    rpc_reply_prepare(call, &reply.base);
+    reply.event_id = 0; /* the bytes were taken: later changes do not reach the client */
+    if (req->event_id % 1000 == 0) {
+        rpc_reply_prepared(call);
+        return;
+    }
+    struct later *later = malloc(sizeof(*later));
+    *later = (struct later){.call = call, .event_id = req->event_id, .delay_ms = (uint32_t)(req->event_id % 7)};
+    pthread_t thread;
+    atomic_fetch_add(&laters_running, 1);
+    pthread_create(&thread, NULL, prepared_thread, later);
+    pthread_detach(thread);
+}
+
 struct stream_state {
     uint32_t sent;
 };
@@ -107,6 +145,7 @@ static const struct rpc_method methods[] = {
     {.path = LATER, .request = &tiketi__v1__event_ref__descriptor, .handler = on_later},
     {.path = FAIL, .request = &tiketi__v1__event_ref__descriptor, .handler = on_fail},
     {.path = STREAM, .request = &tiketi__v1__event_ref__descriptor, .handler = on_stream, .server_streaming = true},
+    {.path = PREPARED, .request = &tiketi__v1__event_ref__descriptor, .handler = on_prepared},
 };
 
 static struct rpc_server *server;
@@ -118,7 +157,7 @@ static void setup(void)
 {
     struct rpc_server_config config = {.listen = "127.0.0.1:0", .calls_max = 256, .max_message_bytes = 65536};
     char err[256];
-    cr_assert_eq(rpc_server_create(&server, &config, methods, 4, NULL, err, sizeof(err)), TK_OK, "%s", err);
+    cr_assert_eq(rpc_server_create(&server, &config, methods, sizeof(methods) / sizeof(methods[0]), NULL, err, sizeof(err)), TK_OK, "%s", err);
     static const char *const names[] = {"tiketi.test.Test"};
     health = rpc_health_create(names, 1);
     cr_assert_eq(rpc_health_register(health, server), TK_OK);
@@ -160,6 +199,24 @@ Test(rpc_server, immediate_and_deferred_replies)
     cr_assert_eq(call_echo(LATER, 1050, 5000, &reply, &error), GRPC_STATUS_OK, "%s", error.message);
     cr_assert_eq(reply->event_id, 1050);
     protobuf_c_message_free_unpacked(&reply->base, NULL);
+}
+
+Test(rpc_server, prepared_replies_sent_later_or_replaced_by_an_error)
+{
+    for (uint64_t id = 1000; id < 1100; id++) {
+        Tiketi__V1__EventInfo *reply;
+        struct rpc_error error;
+        grpc_status_code code = call_echo(PREPARED, id, 5000, &reply, &error);
+        if (id % 2 == 1) {
+            cr_assert_eq(code, GRPC_STATUS_UNAVAILABLE, "id %llu: %s", (unsigned long long)id, error.message);
+            cr_assert_null(reply);
+            cr_assert_str_eq(error.name, "storage_error");
+            continue;
+        }
+        cr_assert_eq(code, GRPC_STATUS_OK, "id %llu: %s", (unsigned long long)id, error.message);
+        cr_assert_eq(reply->event_id, id, "the reply as it was when prepared");
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    }
 }
 
 Test(rpc_server, errors_carry_code_name_and_seats)

@@ -587,6 +587,41 @@ Test(wal, close_flushes_and_completes_waiters)
     wal_close(wal);
 }
 
+static void on_flag(void *ctx, enum tk_status status)
+{
+    _Atomic int *flag = ctx;
+    atomic_store(flag, status == TK_OK ? 1 : 2);
+}
+
+/* Regression: the writer ran waiters only while their LSN was covered, in queue
+ * order, so a covered waiter queued behind an uncovered one (two threads register
+ * out of LSN order; here one waits for an LSN nobody appends) waited for a later
+ * group commit. Now every covered waiter runs after the sync that covers it. */
+Test(wal, covered_waiter_behind_an_uncovered_one_runs_after_its_sync)
+{
+    struct wal *wal = open_ok(test_dir, NULL, &rep);
+    memset(&order_log, 0, sizeof(order_log));
+    uint64_t future = wal_reserved_lsn(wal) + 1000000;
+    cr_assert_not(wal_when_durable(wal, future, on_ordered, (void *)(uintptr_t)7));
+    _Atomic int flags[3] = {0};
+    uint64_t end = 0;
+    for (int i = 0; i < 3; i++) {
+        end = append_id(wal, (uint64_t)i, small_len((uint64_t)i));
+        cr_assert_not(wal_when_durable(wal, end, on_flag, &flags[i]), "nothing is durable before the sync");
+    }
+    cr_assert_eq(wal_wait_durable(wal, end), TK_OK);
+    /* wal_wait_durable may return before the writer ran the batch's other waiters. */
+    for (int waited_ms = 0; waited_ms < 5000 && atomic_load(&flags[2]) == 0; waited_ms++)
+        usleep(1000);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(atomic_load(&flags[i]), 1, "waiter %d ran with TK_OK before close", i);
+    cr_assert_eq(order_log.count, 0, "the uncovered waiter has not run");
+    wal_close(wal);
+    cr_assert_eq(order_log.count, 1);
+    cr_assert_eq(order_log.order[0], 7);
+    cr_assert_eq(order_log.status[0], TK_ERR_UNAVAILABLE);
+}
+
 /* ---- segments --------------------------------------------------------------- */
 
 static uint64_t fill_segments(struct wal *wal, uint64_t first_id, uint64_t count, uint64_t *ends)
