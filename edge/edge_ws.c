@@ -805,6 +805,29 @@ void edge_ws_on_broadcast(struct edge_loop *loop, enum edge_broadcast_kind kind,
 
 /* ---- housekeeping: the wheel's turns ---- */
 
+/* Closed for silence: nothing received for --ws-pong-timeout-ms, although a ping
+ * went out at least half of that ago and no answer waits unread. The ping
+ * condition is the fix for healthy sockets closed while the edge was late: the
+ * old rule (silence alone) closed every socket of a loop that had stalled longer
+ * than the timeout, or whose pings sat behind seconds of queued positions, at
+ * its next tick, before the client had been asked anything. And not within a
+ * pong timeout of the loop's own stall (STALL_MS): a ping queued just before it
+ * may have left only now (a TSan edge stopped for 2.5 s in test_queue's
+ * PongsWhileTheEdgeIsLate closed 1 socket of 40 that way).
+ *
+ * ws_silent_from_ms: the earliest time those conditions on time can all hold (a
+ * ping is unanswered); ws_silent adds the look for an unread answer. */
+static uint64_t ws_silent_from_ms(const struct edge_ws *ws)
+{
+    const struct edge_config *config = config_of(ws);
+    TK_ASSERT(ws->ping_unanswered_ms != 0);
+    uint64_t from = ws->last_seen_ms + config->ws_pong_timeout_ms + 1u;
+    uint64_t asked = ws->ping_unanswered_ms + config->ws_pong_timeout_ms / 2u;
+    uint64_t resumed = ws->loop->ws->resumed_ms + config->ws_pong_timeout_ms + 1u;
+    from = asked > from ? asked : from;
+    return resumed > from ? resumed : from;
+}
+
 /* The earliest time ws needs looking at. */
 static uint64_t ws_next_due(const struct edge_ws *ws, uint64_t now)
 {
@@ -814,12 +837,8 @@ static uint64_t ws_next_due(const struct edge_ws *ws, uint64_t now)
     if (ws->state == WS_CLOSING)
         return ws->close_queued ? ws->close_deadline_ms : now + WHEEL_SLOT_MS;
     uint64_t due = ws->last_ping_ms + config->ws_ping_interval_ms;
-    if (ws->ping_unanswered_ms != 0) { /* ws_silent's conditions */
-        uint64_t silent_at = ws->last_seen_ms + config->ws_pong_timeout_ms + 1u;
-        uint64_t asked_at = ws->ping_unanswered_ms + config->ws_pong_timeout_ms / 2u;
-        uint64_t resumed_at = ws->loop->ws->resumed_ms + config->ws_pong_timeout_ms + 1u;
-        silent_at = asked_at > silent_at ? asked_at : silent_at;
-        silent_at = resumed_at > silent_at ? resumed_at : silent_at;
+    if (ws->ping_unanswered_ms != 0) {
+        uint64_t silent_at = ws_silent_from_ms(ws);
         due = silent_at < due ? silent_at : due;
     }
     if (ws->state == WS_WAITING) {
@@ -861,6 +880,15 @@ static bool ws_answer_waiting(struct edge_ws *ws)
     return n > 0;
 }
 
+/* Closed for silence (ws_silent_from_ms says when): the time conditions hold and
+ * no answer waits unread. */
+static bool ws_silent(struct edge_ws *ws, uint64_t now)
+{
+    if (ws->ping_unanswered_ms == 0 || now < ws_silent_from_ms(ws))
+        return false; /* not asked, or not long enough ago: our lateness, not the client's silence */
+    return !ws_answer_waiting(ws);
+}
+
 static void note_lateness(struct edge_ws_registry *registry, uint64_t late_ms)
 {
     registry->pushes++;
@@ -879,27 +907,6 @@ static void log_lateness(struct edge_ws_registry *registry, uint64_t now)
     registry->lateness_since_ms = now;
     registry->pushes = registry->late_pushes = 0;
     registry->lateness_max_ms = 0;
-}
-
-/* Closed for silence: nothing received for --ws-pong-timeout-ms, although a ping
- * went out at least half of that ago and no answer waits unread. The ping
- * condition is the fix for healthy sockets closed while the edge was late: the
- * old rule (silence alone) closed every socket of a loop that had stalled longer
- * than the timeout, or whose pings sat behind seconds of queued positions, at
- * its next tick, before the client had been asked anything. And not within a
- * pong timeout of the loop's own stall (STALL_MS): a ping queued just before it
- * may have left only now (a TSan edge stopped for 2.5 s in test_queue's
- * PongsWhileTheEdgeIsLate closed 1 socket of 40 that way). */
-static bool ws_silent(struct edge_ws *ws, uint64_t now)
-{
-    const struct edge_config *config = config_of(ws);
-    if (elapsed_ms(now, ws->last_seen_ms) <= config->ws_pong_timeout_ms)
-        return false;
-    if (elapsed_ms(now, ws->loop->ws->resumed_ms) <= config->ws_pong_timeout_ms)
-        return false; /* the loop itself was away: give the socket a full timeout of our attention */
-    if (ws->ping_unanswered_ms == 0 || elapsed_ms(now, ws->ping_unanswered_ms) < config->ws_pong_timeout_ms / 2u)
-        return false; /* not asked, or not long enough ago: our lateness, not the client's silence */
-    return !ws_answer_waiting(ws);
 }
 
 /* What is due for ws at now. false when ws is gone (dropped: not to be touched). */

@@ -453,6 +453,14 @@ enum tk_status wal_wait_durable(struct wal *wal, uint64_t lsn)
     return wait.status;
 }
 
+/* Where a scan of the waiter queue stops: the tail, or one whole ring past the
+ * head (registrants beyond it are still waiting for a cell to be freed). */
+static uint64_t waiter_scan_end(const struct wal *wal, uint64_t tail)
+{
+    TK_ASSERT(wal->waiter_head <= tail);
+    return tail - wal->waiter_head > TK_WAL_WAITERS_MAX ? wal->waiter_head + TK_WAL_WAITERS_MAX : tail;
+}
+
 /* Frees the cells at the head that have run (fn NULL), in order: a cell is only
  * reused for position p + TK_WAL_WAITERS_MAX, so the free ones must be a prefix. */
 static void writer_free_waiters(struct wal *wal, uint64_t tail)
@@ -479,7 +487,7 @@ static void writer_run_waiters(struct wal *wal, enum tk_status status, bool drai
     uint64_t durable = atomic_load_explicit(&wal->durable, memory_order_relaxed);
     TK_ASSERT(durable <= wal->written);
     uint64_t tail = atomic_load_explicit(&wal->waiter_tail, memory_order_seq_cst);
-    uint64_t end = tail - wal->waiter_head > TK_WAL_WAITERS_MAX ? wal->waiter_head + TK_WAL_WAITERS_MAX : tail;
+    uint64_t end = waiter_scan_end(wal, tail);
     uint64_t first_unpublished = end;
     for (uint64_t pos = wal->waiter_head; pos < end; pos++) {
         struct wal_waiter *cell = waiter_cell(wal, pos);
@@ -510,7 +518,7 @@ static bool writer_waiter_ready(struct wal *wal, bool healthy)
     uint64_t durable = atomic_load_explicit(&wal->durable, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&wal->waiter_tail, memory_order_seq_cst);
     uint64_t from = wal->waiter_scan_from > wal->waiter_head ? wal->waiter_scan_from : wal->waiter_head;
-    uint64_t end = tail - wal->waiter_head > TK_WAL_WAITERS_MAX ? wal->waiter_head + TK_WAL_WAITERS_MAX : tail;
+    uint64_t end = waiter_scan_end(wal, tail);
     TK_ASSERT(from <= tail);
     for (uint64_t pos = from; pos < end; pos++) {
         struct wal_waiter *cell = waiter_cell(wal, pos);

@@ -11,7 +11,7 @@
 
 # tk_now_ms: milliseconds of the wall clock, without a fork
 tk_now_ms() {
-    local t="${EPOCHREALTIME/./}" # seconds and microseconds, as one integer
+    local t="${EPOCHREALTIME//[.,]/}" # seconds and microseconds as one integer (the locale's radix)
     echo $((t / 1000))
 }
 
